@@ -1,0 +1,66 @@
+# StoreAgent — every target installs what it needs; see README.md.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+APT_STAMP := /var/tmp/storeagent-apt-$(shell cat .ci/apt-packages.txt | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds cluster clean
+
+help:
+	@echo "make demo   - call the example shop end to end, offline (installs everything first)"
+	@echo "make test   - lint, type-check, and run every test tier (installs everything first)"
+	@echo "make bench  - agent benchmark (writes the last line as JSON)"
+	@echo "make crds   - regenerate crds/ from the pydantic model"
+
+$(APT_STAMP): .ci/apt-packages.txt
+	bash .ci/apt-deps.sh
+	@touch $@
+
+deps: $(APT_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+	$(BIN)/pip install -q -e '.[agent,operator,dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+demo: venv deps
+	$(BIN)/storeagent demo --manifest examples/sunrise-bakery.yaml --out out/demo-call.wav $(DEMO_ARGS)
+
+lint: venv
+	$(BIN)/ruff check agent operator storeagent tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv deps
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: venv deps
+	$(BIN)/pytest -q tests/integration tests/e2e $(PYTEST_ARGS)
+
+ctest: deps
+	$(MAKE) -C freeswitch/mod_storeagent test
+
+test: venv deps lint
+	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+	@if [ -f freeswitch/mod_storeagent/Makefile ]; then $(MAKE) -C freeswitch/mod_storeagent test; fi
+
+bench: venv deps
+	$(BIN)/python bench/agent_bench.py $(BENCH_ARGS)
+
+bench-operator: venv deps
+	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)
+
+crds: venv
+	$(BIN)/python -P -m storeagent.operator.crdgen crds/
+
+cluster: venv deps
+	$(BIN)/python tests/support/cluster.py
+
+clean:
+	rm -rf build dist out *.egg-info freeswitch/mod_storeagent/build

@@ -1,0 +1,1 @@
+"""Speech and language providers behind the ports in storeagent.agent.ports."""

@@ -1,0 +1,1 @@
+"""Wire protocols: FreeSWITCH event socket (ESL), the audio websocket, and PCM codecs."""

@@ -1,0 +1,1 @@
+"""The StoreAgent Kubernetes operator (kopf)."""

@@ -1,0 +1,3 @@
+"""StoreAgent: AI phone answering for small shops (agent + Kubernetes operator)."""
+
+__version__ = "0.1.0"
