@@ -34,7 +34,7 @@ demo: venv deps
 
 lint: venv
 	$(BIN)/ruff check agent operator storeagent tests bench
-	$(BIN)/mypy
+	bash .ci/typecheck.sh
 	$(BIN)/lint-imports
 
 unit: venv deps

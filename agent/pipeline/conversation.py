@@ -1,0 +1,414 @@
+"""One call's conversation: turn-taking, replies, barge-in, reprompts, time limit, keypad.
+
+Three inputs run as their own tasks and never wait on each other: the uplink (caller audio → VAD → turn
+detector, and playout marks), the STT's events, and the channel's events (DTMF, hangup). Barge-in is handled
+inside the uplink task itself: `clear` goes out on the frame that confirms the caller's speech, without
+queueing behind anything (principle 4). Everything else meets in one event queue that the main loop serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from storeagent.agent.errors import ProviderError
+from storeagent.agent.pipeline.history import AgentUtterance, History, TranscriptLine
+from storeagent.agent.pipeline.prompts import Phrases
+from storeagent.agent.pipeline.reply import ReplyResult, run_reply
+from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd
+from storeagent.agent.pipeline.vad import Vad
+from storeagent.agent.ports import (
+    LLM,
+    AudioFrame,
+    AudioLink,
+    CallMetrics,
+    EndCall,
+    LinkStats,
+    LLMChunk,
+    MarkReport,
+    Message,
+    STTStream,
+    Tools,
+    ToolSpec,
+    Transcript,
+    Transfer,
+    TTSSession,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationConfig:
+    greeting: str
+    phrases: Phrases
+    speech_start_ms: int = 60
+    end_of_turn_ms: int = 500
+    preroll_ms: int = 300
+    min_turn_ms: int = 120
+    ack_after_s: float = 1.2
+    stt_final_timeout_s: float = 2.5
+    silence_reprompt_s: float = 8.0
+    max_reprompts: int = 2
+    max_call_s: float = 600.0
+    playout_wait_s: float = 30.0  # bound on waiting for the far end to finish playing before hangup/transfer
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLatency:
+    stt_final: float | None
+    llm_first_token: float | None
+    tts_first_audio: float | None
+    voice_to_voice: float | None
+    decision_to_audio: float | None  # first audio - end-of-turn decision (excludes the end-of-turn silence)
+
+
+@dataclass(slots=True)
+class ConversationOutcome:
+    outcome: str = "answered"  # answered | message | transferred | abandoned | failed
+    reason: str = ""
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    latencies: list[TurnLatency] = field(default_factory=list)
+    barge_ins: int = 0
+
+
+# --- events served by the main loop
+@dataclass(frozen=True, slots=True)
+class _UserTurn:
+    text: str
+    end: TurnEnd
+    final_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Hangup:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _TimeUp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    """A reply finished: run the actions it asked for."""
+
+
+_Event = _UserTurn | _Dtmf | _Hangup | _TimeUp | _Wake
+
+TransferFn = Callable[[str], Awaitable[bool]]
+HangupFn = Callable[[], Awaitable[None]]
+
+
+class Conversation:
+    def __init__(self, *, cfg: ConversationConfig, link: AudioLink, vad: Vad, stt: STTStream, llm: LLM,
+                 tts: TTSSession, tools: Tools, metrics: CallMetrics, system_prompt: str,
+                 transfer: TransferFn, hangup: HangupFn, filler_pcm: bytes = b"") -> None:
+        self.cfg, self.link, self.vad, self.stt, self.llm, self.tts = cfg, link, vad, stt, llm, tts
+        self.tools, self.metrics = tools, metrics
+        self._transfer, self._hangup = transfer, hangup
+        self._filler = filler_pcm
+        self.history = History(system_prompt)
+        self.result = ConversationOutcome()
+        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._finals: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        self._turn = TurnDetector(cfg.speech_start_ms, cfg.end_of_turn_ms)
+        self._reply: asyncio.Task[ReplyResult | None] | None = None
+        self._utterance: AgentUtterance | None = None
+        self._audio_since_clear = False
+        self._turn_no = 0
+        self._last_activity = time.monotonic()
+        self._underruns_seen = 0
+        self._bg: set[asyncio.Task[None]] = set()
+        self._actions_after_reply: list[Transfer | EndCall] = []
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self) -> ConversationOutcome:
+        inputs = [
+            asyncio.create_task(self._uplink(), name="uplink"),
+            asyncio.create_task(self._stt_events(), name="stt-events"),
+            asyncio.create_task(self._time_limit(), name="time-limit"),
+        ]
+        try:
+            await self._serve()
+        finally:
+            for t in [*inputs, *self._bg, *([self._reply] if self._reply else [])]:
+                t.cancel()
+            await asyncio.gather(*inputs, *self._bg, *([self._reply] if self._reply else []),
+                                 return_exceptions=True)
+        return self.result
+
+    def post_dtmf(self, digit: str) -> None:
+        self._events.put_nowait(_Dtmf(digit))
+
+    def post_hangup(self, reason: str) -> None:
+        self._events.put_nowait(_Hangup(reason))
+
+    async def _serve(self) -> None:
+        self._start_reply(prefix=self.cfg.greeting, use_llm=False, record_turn=None)
+        reprompts = 0
+        while True:
+            timeout = self._idle_timeout()
+            try:
+                ev = await asyncio.wait_for(self._events.get(), timeout)
+            except TimeoutError:
+                if self._busy():
+                    continue
+                reprompts += 1
+                if reprompts > self.cfg.max_reprompts:
+                    await self._say_and_end(self.cfg.phrases.goodbye_silence, "abandoned", "caller silent")
+                    return
+                self._start_reply(prefix=self.cfg.phrases.reprompt, use_llm=False, record_turn=None)
+                continue
+            if isinstance(ev, _Hangup):
+                if self.result.outcome == "answered" and not self._caller_spoke():
+                    self.result.outcome = "abandoned"
+                self.result.reason = ev.reason
+                return
+            if isinstance(ev, _TimeUp):
+                await self._say_and_end(self.cfg.phrases.time_limit, self.result.outcome, "max call duration")
+                return
+            if not isinstance(ev, _Wake):
+                reprompts = 0
+            if isinstance(ev, _UserTurn):
+                self.result.transcript.append(TranscriptLine("caller", ev.text, at=ev.end.last_speech_at))
+                self.history.add_user(ev.text)
+                self._start_reply(prefix=None, use_llm=True, record_turn=ev)
+            elif isinstance(ev, _Dtmf) and ev.digit == "0":
+                await self._stop_speaking(barge=False)
+                self.history.add_user("(The caller pressed 0 on the keypad to reach a person.)")
+                self._start_reply(prefix=None, use_llm=True, record_turn=None)
+            if await self._run_actions():
+                return
+
+    def _idle_timeout(self) -> float:
+        return max(0.5, self.cfg.silence_reprompt_s - (time.monotonic() - self._last_activity))
+
+    def _busy(self) -> bool:
+        return (self._reply is not None and not self._reply.done()) or self._turn.in_turn or self._speaking()
+
+    def _caller_spoke(self) -> bool:
+        return any(line.role == "caller" for line in self.result.transcript)
+
+    # ------------------------------------------------------------------ replies
+    def _start_reply(self, *, prefix: str | None, use_llm: bool, record_turn: _UserTurn | None) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+        self._turn_no += 1
+        self._reply = asyncio.create_task(self._reply_task(prefix, use_llm, record_turn), name="reply")
+
+    async def _reply_task(
+        self, prefix: str | None, use_llm: bool, turn: _UserTurn | None
+    ) -> ReplyResult | None:
+        ack = asyncio.create_task(self._ack_watchdog()) if turn and self._filler else None
+        result: ReplyResult | None = None
+        try:
+            result = await run_reply(
+                history=self.history, llm=self.llm if use_llm else _NoLLM(), tts=self.tts,
+                tools=self.tools, link=self.link, mark_prefix=f"t{self._turn_no}",
+                on_first_audio=self._on_first_audio, prefix_text=prefix,
+                on_tool=self._on_tool,
+            )
+        except* ProviderError as eg:
+            for e in eg.exceptions:
+                assert isinstance(e, ProviderError)
+                self.metrics.provider_error(e.provider, e.kind)
+                log.warning("reply failed after fallbacks: %s", e)
+            result = await run_reply(
+                history=self.history, llm=_NoLLM(), tts=self.tts, tools=self.tools, link=self.link,
+                mark_prefix=f"t{self._turn_no}e", on_first_audio=self._on_first_audio,
+                prefix_text=self.cfg.phrases.trouble,
+            )
+        finally:
+            if ack:
+                ack.cancel()
+        self._utterance = result.utterance
+        self.result.transcript.append(TranscriptLine("agent", result.utterance.full_text()))
+        self._actions_after_reply.extend(result.actions)
+        if turn is not None:
+            t = result.timing
+            lat = TurnLatency(
+                stt_final=turn.final_at - turn.end.detected_at,
+                llm_first_token=(t.llm_first_token - t.started) if t.llm_first_token else None,
+                tts_first_audio=(t.first_audio - t.tts_started) if t.first_audio and t.tts_started else None,
+                voice_to_voice=(t.first_audio - turn.end.last_speech_at) if t.first_audio else None,
+                decision_to_audio=(t.first_audio - turn.end.detected_at) if t.first_audio else None,
+            )
+            self.result.latencies.append(lat)
+            for stage in ("stt_final", "llm_first_token", "tts_first_audio", "voice_to_voice"):
+                v = getattr(lat, stage)
+                if v is not None:
+                    self.metrics.turn_latency(stage, v)
+        self._events.put_nowait(_Wake())
+        return result
+
+    def _on_first_audio(self, t: float) -> None:
+        self._audio_since_clear = True
+        self._last_activity = t
+
+    def _on_tool(self, name: str, result: str) -> None:
+        if name == "take_message" and self.result.outcome == "answered":
+            self.result.outcome = "message"
+        rec = getattr(self.metrics, "tool_call", None)
+        if callable(rec):
+            rec(name, result)
+
+    async def _ack_watchdog(self) -> None:
+        await asyncio.sleep(self.cfg.ack_after_s)
+        if not self._audio_since_clear:
+            # Dead air: the caller hears a short acknowledgement while providers (or fallbacks) work.
+            self._audio_since_clear = True
+            await self.link.send_audio(self._filler)
+
+    async def _run_actions(self) -> bool:
+        """Run transfer/end-call once the reply asking for them was heard. True = conversation over."""
+        if not self._actions_after_reply or (self._reply and not self._reply.done()):
+            return False
+        actions, self._actions_after_reply = self._actions_after_reply, []
+        await self._wait_playout()
+        for action in actions:
+            if isinstance(action, EndCall):
+                self.result.reason = action.reason
+                await self._hangup()
+                return True
+            if isinstance(action, Transfer):
+                if await self._transfer(action.destination):
+                    self.result.outcome = "transferred"
+                    return True
+                self.history.add_user("(The transfer was not answered. Offer to take a message.)")
+                self._start_reply(prefix=None, use_llm=True, record_turn=None)
+        return False
+
+    def note_message_taken(self) -> None:
+        self.result.outcome = "message"
+
+    async def _say_and_end(self, text: str, outcome: str, reason: str) -> None:
+        await self._stop_speaking(barge=False)
+        self._start_reply(prefix=text, use_llm=False, record_turn=None)
+        assert self._reply is not None
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reply
+        await self._wait_playout()
+        self.result.outcome, self.result.reason = outcome, reason
+        await self._hangup()
+
+    # ------------------------------------------------------------------ speaking state, barge-in
+    def _speaking(self) -> bool:
+        return self._audio_since_clear and (
+            (self._reply is not None and not self._reply.done())
+            or (self._utterance is not None and self._utterance.pending)
+        )
+
+    async def _wait_playout(self) -> None:
+        # Marks arrive on the uplink task; polling at frame rate keeps this free of extra wiring.
+        deadline = time.monotonic() + self.cfg.playout_wait_s
+        while self._utterance is not None and self._utterance.pending and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    async def _stop_speaking(self, *, barge: bool, onset_at: float | None = None) -> None:
+        was_speaking = self._speaking()
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+        if was_speaking:
+            await self.link.send_clear()
+            self._audio_since_clear = False
+            if barge and onset_at is not None:
+                self.metrics.barge_in_stop(time.monotonic() - onset_at)
+                self.result.barge_ins += 1
+        for u in self.history.utterances()[-2:]:
+            if u.pending:
+                u.interrupted = True
+
+    # ------------------------------------------------------------------ inputs
+    async def _uplink(self) -> None:
+        preroll: deque[bytes] = deque(maxlen=max(1, self.cfg.preroll_ms // 20))
+        streaming = False
+        async for item in self.link.uplink():
+            if isinstance(item, AudioFrame):
+                ev = self._turn.feed(self.vad.is_speech(item.pcm), item.received)
+                if isinstance(ev, SpeechStart):
+                    self._last_activity = ev.detected_at
+                    if self._speaking() or (self._reply is not None and not self._reply.done()):
+                        await self._stop_speaking(barge=True, onset_at=ev.onset_at)
+                    streaming = True
+                    for pcm in preroll:
+                        await self.stt.send(pcm)
+                    preroll.clear()
+                if streaming:
+                    await self.stt.send(item.pcm)
+                else:
+                    preroll.append(item.pcm)
+                if isinstance(ev, TurnEnd):
+                    streaming = False
+                    self._last_activity = ev.detected_at
+                    self._spawn(self._finish_turn(ev))
+            elif isinstance(item, MarkReport):
+                self.history.on_mark(item.name, item.event)
+                self._last_activity = time.monotonic()
+            elif isinstance(item, LinkStats):
+                if item.underruns > self._underruns_seen:
+                    self.metrics.underruns(item.underruns - self._underruns_seen)
+                    self._underruns_seen = item.underruns
+        self._events.put_nowait(_Hangup("audio link closed"))
+
+    async def _finish_turn(self, end: TurnEnd) -> None:
+        while not self._finals.empty():  # stale finals from before this turn
+            self._finals.get_nowait()
+        await self.stt.finalize()
+        if end.speech_ms < self.cfg.min_turn_ms:
+            return
+        try:
+            text, at = await asyncio.wait_for(self._finals.get(), self.cfg.stt_final_timeout_s)
+        except TimeoutError:
+            log.info("no final transcript within %.1fs", self.cfg.stt_final_timeout_s)
+            return
+        parts = [text]
+        while not self._finals.empty():
+            more, at = self._finals.get_nowait()
+            parts.append(more)
+        joined = " ".join(p for p in parts if p).strip()
+        if joined:
+            self._events.put_nowait(_UserTurn(joined, end, at))
+
+    async def _stt_events(self) -> None:
+        async for ev in self.stt.events():
+            if isinstance(ev, Transcript) and ev.is_final:
+                self._finals.put_nowait((ev.text.strip(), time.monotonic()))
+
+    async def _time_limit(self) -> None:
+        await asyncio.sleep(self.cfg.max_call_s)
+        self._events.put_nowait(_TimeUp())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def wrap() -> None:
+            await coro
+
+        t = asyncio.create_task(wrap())
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
+
+
+class _NoLLM:
+    """Speak-only replies (greeting, reprompt, goodbye): no model round."""
+
+    name = "none"
+
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMChunk]:
+        return _nothing()
+
+
+async def _nothing() -> AsyncIterator[LLMChunk]:
+    empty: tuple[LLMChunk, ...] = ()
+    for chunk in empty:
+        yield chunk

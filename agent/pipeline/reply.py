@@ -1,0 +1,144 @@
+"""One agent reply: LLM text streamed into clauses, each clause synthesized and sent as soon as it is ready.
+
+The LLM keeps streaming while earlier clauses are synthesized and played (a speaker task per reply), so the
+first audio leaves after the first clause, not after the whole reply. Tool calls run between LLM rounds.
+Cancelling the reply's task stops LLM and TTS at once; what was sent but not heard is dropped by the caller's
+`clear` and by the history's mark tracking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from storeagent.agent.pipeline.history import AgentUtterance, History
+from storeagent.agent.pipeline.text import ClauseSplitter
+from storeagent.agent.ports import LLM, AudioLink, CallAction, TextDelta, ToolCall, Tools, TTSSession
+
+log = logging.getLogger(__name__)
+MAX_TOOL_ROUNDS = 4
+
+
+@dataclass(slots=True)
+class ReplyTiming:
+    """time.monotonic() stamps of one reply; None where the stage never happened."""
+
+    started: float
+    llm_first_token: float | None = None
+    tts_started: float | None = None
+    first_audio: float | None = None
+    llm_rounds: int = 0
+
+
+@dataclass(slots=True)
+class ReplyResult:
+    utterance: AgentUtterance
+    timing: ReplyTiming
+    actions: list[CallAction] = field(default_factory=list)
+
+
+class Speaker:
+    """Synthesizes queued clauses in order and streams their audio to the link, each followed by a mark."""
+
+    def __init__(self, link: AudioLink, tts: TTSSession, history: History, utterance: AgentUtterance,
+                 mark_prefix: str, on_first_audio: Callable[[float], None]) -> None:
+        self._link, self._tts, self._history, self._u = link, tts, history, utterance
+        self._prefix = mark_prefix
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._on_first_audio = on_first_audio
+        self._sent_audio = False
+        self.tts_started: float | None = None
+        self._n = 0
+
+    def say(self, clause: str) -> None:
+        self._queue.put_nowait(clause)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def run(self) -> None:
+        while (clause := await self._queue.get()) is not None:
+            mark = f"{self._prefix}.{self._n}"
+            self._n += 1
+            if self.tts_started is None:
+                self.tts_started = time.monotonic()
+            any_audio = False
+            async for pcm in self._tts.synthesize(clause):
+                if not pcm:
+                    continue
+                if not self._sent_audio:
+                    self._sent_audio = True
+                    self._on_first_audio(time.monotonic())
+                any_audio = True
+                await self._link.send_audio(pcm)
+            if any_audio:
+                self._history.add_clause(self._u, clause, mark)
+                await self._link.send_mark(mark)
+
+
+async def run_reply(
+    *,
+    history: History,
+    llm: LLM,
+    tts: TTSSession,
+    tools: Tools,
+    link: AudioLink,
+    mark_prefix: str,
+    on_first_audio: Callable[[float], None],
+    on_tool: Callable[[str, str], None] | None = None,
+    prefix_text: str | None = None,
+) -> ReplyResult:
+    """Produce and speak one reply to the conversation so far. Cancel the task to stop it at once."""
+    timing = ReplyTiming(started=time.monotonic())
+    u = history.start_utterance()
+
+    def first_audio(t: float) -> None:
+        timing.first_audio = t
+        on_first_audio(t)
+
+    speaker = Speaker(link, tts, history, u, mark_prefix, first_audio)
+    result = ReplyResult(u, timing)
+    async with asyncio.TaskGroup() as tg:
+        speaking = tg.create_task(speaker.run())
+        try:
+            if prefix_text:
+                speaker.say(prefix_text)
+            for _ in range(MAX_TOOL_ROUNDS):
+                timing.llm_rounds += 1
+                calls = await _stream_round(history, llm, tools, speaker, timing)
+                if not calls:
+                    break
+                results: list[tuple[str, str]] = []
+                for call in calls:
+                    r = await tools.call(call.name, call.arguments)
+                    if on_tool:
+                        on_tool(call.name, "action" if r.action else "ok")
+                    results.append((call.id, r.content))
+                    if r.action is not None:
+                        result.actions.append(r.action)
+                history.add_tool_exchange(calls, results)
+        finally:
+            speaker.close()
+        await speaking
+    timing.tts_started = speaker.tts_started
+    return result
+
+
+async def _stream_round(history: History, llm: LLM, tools: Tools, speaker: Speaker,
+                        timing: ReplyTiming) -> list[ToolCall]:
+    splitter = ClauseSplitter()
+    calls: list[ToolCall] = []
+    async for chunk in llm.stream(history.messages(), tools.specs()):
+        if timing.llm_first_token is None:
+            timing.llm_first_token = time.monotonic()
+        if isinstance(chunk, TextDelta):
+            for clause in splitter.push(chunk.text):
+                speaker.say(clause)
+        else:
+            calls.append(chunk)
+    for clause in splitter.flush():
+        speaker.say(clause)
+    return calls
