@@ -72,7 +72,8 @@ class StreamResampler:
         drop = max(0, self._k * self.src // self.dst - _HALF - self._base)  # history the next output still needs
         self._buf = self._buf[drop:]
         self._base += drop
-        return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+        out: bytes = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+        return out
 
 
 def resample(pcm: bytes, src: int, dst: int) -> bytes:
