@@ -151,6 +151,28 @@ def format_price(price: Decimal, currency: str) -> str:
     return f"{price:.2f} {currency.upper()}"
 
 
+def say_when(profile: ShopProfile, at: datetime, now: datetime) -> str:
+    """'today at 8 AM', 'tomorrow at 7 AM', 'on Monday at 7 AM', or 'on Monday, June 15 at 7 AM' (beyond a week)."""
+    day, today = local_time(profile, at).date(), local_time(profile, now).date()
+    clock = say_time(local_time(profile, at).time())
+    if day == today:
+        return f"today at {clock}"
+    if day == today + timedelta(days=1):
+        return f"tomorrow at {clock}"
+    if day < today + timedelta(days=7):
+        return f"on {WEEKDAYS[day.weekday()].capitalize()} at {clock}"
+    return f"on {say_date(day)} at {clock}"
+
+
+def describe_item(profile: ShopProfile, item: MenuItem) -> str:
+    """Availability and exact price: 'Yes, we have the croissant. It's $3.25.'"""
+    price = format_price(item.price, profile.currency)
+    if not item.available:
+        return f"Sorry, the {item.name} is not available right now. It's normally {price}."
+    what = f", {item.description}" if item.description else ""
+    return f"Yes, we have the {item.name}{what}. It's {price}."
+
+
 # ----------------------------------------------------------------------------------------- text matching
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

@@ -1,0 +1,260 @@
+"""The shop's tools for the LLM (the `Tools` port): hours, menu, FAQ, transfer, message-taking, hang-up.
+
+Every tool validates its arguments with pydantic and answers with a `ToolResult` whose content is a short
+sentence the model can say (or act on); a bad argument, an unknown tool or a failing message sink is a result
+explaining the problem, never an exception into the pipeline. Transfers go only to the shop's configured staff
+numbers and only during staffed hours; durable message storage is another component's job (`MessageSink`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from storeagent.agent.ports import EndCall, ToolResult, ToolSpec, Transfer
+from storeagent.agent.store import knowledge as k
+
+from storeagent.shop import E164_RE, WEEKDAYS, ShopConfig
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class MessageSink(Protocol):
+    """Where `take_message` hands a message for durable storage and delivery to the shop."""
+
+    async def submit(self, message: dict[str, Any]) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------- arguments
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)  # models add stray keys; harmless
+
+
+class HoursArgs(_Args):
+    day: str | None = Field(default=None, description="weekday name, 'today', 'tomorrow' or YYYY-MM-DD")
+
+
+class NoArgs(_Args):
+    pass
+
+
+class ItemArgs(_Args):
+    name: str = Field(min_length=1, max_length=100, description="the item as the caller named it")
+
+
+class FaqArgs(_Args):
+    question: str = Field(min_length=1, max_length=300)
+
+
+class TransferArgs(_Args):
+    number: str | None = Field(default=None, description="a staff number; omit for the shop's default")
+    reason: str = Field(default="", max_length=200)
+
+
+_SEPARATORS = re.compile(r"[\s().\-/]")
+
+
+def normalize_callback(raw: str) -> str:
+    """'+1 (555) 123-4567' -> '+15551234567'; '555-123-4567' -> '5551234567'. ValueError when not a number."""
+    digits = _SEPARATORS.sub("", raw)
+    if digits.startswith("+"):
+        if not E164_RE.match(digits):
+            raise ValueError("an international number is + then 7 to 15 digits, first digit not 0")
+        return digits
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise ValueError("a callback number needs 7 to 15 digits")
+    return digits
+
+
+class MessageArgs(_Args):
+    caller_name: str = Field(min_length=1, max_length=100)
+    callback_number: str = Field(min_length=1, max_length=40, description="E.164 or a national number")
+    message: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("callback_number")
+    @classmethod
+    def _number(cls, v: str) -> str:
+        return normalize_callback(v)
+
+
+class EndArgs(_Args):
+    reason: str = Field(default="caller_done", max_length=100)
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    s = model.model_json_schema()
+    s.pop("title", None)
+    for prop in s.get("properties", {}).values():
+        prop.pop("title", None)
+    return s
+
+
+SPECS: tuple[tuple[str, str, type[_Args]], ...] = (
+    ("get_opening_hours", "Opening hours for a day (default: the whole week), holidays included.", HoursArgs),
+    ("is_open_now", "Whether the shop is open right now, and until when or when it opens next.", NoArgs),
+    ("lookup_menu_item", "Price and availability of a menu item.", ItemArgs),
+    ("search_faq", "Answer to a common question (gluten-free, custom orders, ...).", FaqArgs),
+    ("transfer_to_staff", "Connect the caller to a person at the shop (only while staffed).", TransferArgs),
+    ("take_message", "Leave a message for the owner with the caller's name and callback number.", MessageArgs),
+    ("end_call", "Hang up after saying goodbye, when the caller is done.", EndArgs),
+)
+
+
+def _digits_spoken(number: str) -> str:
+    return " ".join("plus" if c == "+" else c for c in number)
+
+
+# --------------------------------------------------------------------------------------------- tools
+class ShopTools:
+    """One shop's tools; `now` is injectable so tests pin the clock."""
+
+    def __init__(self, config: ShopConfig, sink: MessageSink | None = None, *,
+                 now: Clock = lambda: datetime.now(UTC)) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.sink = sink
+        self.now = now
+        self._specs = tuple(ToolSpec(n, d, _schema(m)) for n, d, m in SPECS)
+        self._impl: dict[str, tuple[type[_Args], Callable[[Any], Awaitable[ToolResult]]]] = {
+            "get_opening_hours": (HoursArgs, self._hours),
+            "is_open_now": (NoArgs, self._open_now),
+            "lookup_menu_item": (ItemArgs, self._item),
+            "search_faq": (FaqArgs, self._faq),
+            "transfer_to_staff": (TransferArgs, self._transfer),
+            "take_message": (MessageArgs, self._message),
+            "end_call": (EndArgs, self._end),
+        }
+
+    def specs(self) -> Sequence[ToolSpec]:
+        return self._specs
+
+    async def call(self, name: str, arguments: str) -> ToolResult:
+        entry = self._impl.get(name)
+        if entry is None:
+            return ToolResult(f"There is no tool named {name!r}. Available: {', '.join(self._impl)}.")
+        model, impl = entry
+        try:
+            raw = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as e:
+            return ToolResult(f"The arguments for {name} are not valid JSON ({e.msg}). Please try again.")
+        if not isinstance(raw, dict):
+            return ToolResult(f"The arguments for {name} must be a JSON object.")
+        try:
+            args = model.model_validate(raw)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'arguments'}: {err['msg']}"
+                                 for err in e.errors())
+            return ToolResult(f"Invalid arguments for {name}: {problems}. Ask the caller and try again.")
+        return await impl(args)
+
+    # ------------------------------------------------------------------ hours
+    def _local_now(self) -> datetime:
+        return k.local_time(self.profile, self.now())
+
+    def _parse_day(self, text: str) -> tuple[date, str] | None:
+        today = self._local_now().date()
+        t = text.strip().lower()
+        if t == "today":
+            return today, "Today"
+        if t == "tomorrow":
+            return today + timedelta(days=1), "Tomorrow"
+        for i, wd in enumerate(WEEKDAYS):
+            if t.rstrip("s") == wd:
+                return today + timedelta(days=(i - today.weekday()) % 7), f"On {wd.capitalize()}"
+        try:
+            d = date.fromisoformat(t)
+        except ValueError:
+            return None
+        return d, f"On {k.say_date(d)}"
+
+    async def _hours(self, args: HoursArgs) -> ToolResult:
+        if not args.day:
+            return ToolResult(k.describe_week(self.profile))
+        parsed = self._parse_day(args.day)
+        if parsed is None:
+            return ToolResult(f"Invalid arguments for get_opening_hours: day: {args.day!r} is not a weekday, "
+                              "'today', 'tomorrow' or a YYYY-MM-DD date.")
+        day, label = parsed
+        return ToolResult(k.describe_hours(self.profile, day, label))
+
+    async def _open_now(self, _: NoArgs) -> ToolResult:
+        return ToolResult(open_now_sentence(self.config, self.now()))
+
+    # ------------------------------------------------------------------ menu / faq
+    async def _item(self, args: ItemArgs) -> ToolResult:
+        item = k.find_item(self.profile, args.name)
+        if item is None:
+            return ToolResult(f"{args.name!r} is not on the menu of {self.profile.name}.")
+        return ToolResult(k.describe_item(self.profile, item))
+
+    async def _faq(self, args: FaqArgs) -> ToolResult:
+        hit = k.match_faq(self.profile, args.question)
+        if hit is None:
+            return ToolResult("No answer on file for that; offer to take a message for the owner.")
+        return ToolResult(hit.answer)
+
+    # ------------------------------------------------------------------ call actions
+    def is_staffed(self, when: datetime) -> bool:
+        return k.is_open_at(self.profile, when, self.config.transfer.staffed_hours)
+
+    async def _transfer(self, args: TransferArgs) -> ToolResult:
+        staff = self.config.transfer.staff_numbers
+        if not staff:
+            return ToolResult("There is no staff number to transfer to. Offer to take a message instead.")
+        number = staff[0]
+        if args.number:
+            try:
+                wanted = normalize_callback(args.number)
+            except ValueError:
+                wanted = args.number
+            if wanted not in staff:
+                return ToolResult("That number is not one of the shop's staff numbers; I can only transfer to "
+                                  "the shop's own staff. Offer to transfer to staff or to take a message.")
+            number = wanted
+        if not self.is_staffed(self.now()):
+            return ToolResult("Nobody is available to take the call right now, outside staffed hours. "
+                              "I can take a message for the owner instead.")
+        return ToolResult("Transferring you to a member of staff now, please hold.", Transfer(number))
+
+    async def _message(self, args: MessageArgs) -> ToolResult:
+        if self.sink is None:
+            return ToolResult("Sorry, I can't save messages right now.")
+        message = {
+            "id": uuid.uuid4().hex,  # idempotency key for delivery
+            "store": self.config.store,
+            "caller_name": args.caller_name,
+            "callback_number": args.callback_number,
+            "message": args.message,
+            "created_at": self.now().astimezone(UTC).isoformat(),
+        }
+        try:
+            await self.sink.submit(message)
+        except Exception:  # any sink failure degrades to an apology, never a failed call
+            log.exception("message sink failed")
+            return ToolResult("Sorry, I couldn't save the message. Please call back later.")
+        return ToolResult(
+            f"I've taken your message, {args.caller_name}. Your callback number is "
+            f"{_digits_spoken(args.callback_number)}. Is that right?"
+        )
+
+    async def _end(self, args: EndArgs) -> ToolResult:
+        return ToolResult("", EndCall(args.reason))
+
+
+def open_now_sentence(config: ShopConfig, when: datetime) -> str:
+    p = config.profile
+    close = k.closing_time(p, when)
+    if close is not None:
+        return f"Yes, we're open now until {k.say_time(close.time())}."
+    nxt = k.next_opening(p, when)
+    if nxt is None:
+        return "We're closed right now."
+    return f"We're closed right now. We open again {k.say_when(p, nxt, when)}."
