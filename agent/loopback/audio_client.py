@@ -1,0 +1,249 @@
+"""The loopback audio client: plays mod_storeagent's role on the audio websocket (issue 5), for tests and the demo.
+
+What it does, as the module does it:
+- connects to `ws://<agent>/v1/calls/<uuid>/audio` with `Authorization: Bearer <token>`, sends the start frame;
+- sends caller audio as 20 ms L16 frames on a real 20 ms clock, silence when its source has nothing (the module
+  keeps the cadence when the caller's RTP pauses);
+- receives agent speech in any chunk size into a `PlayoutBuffer` played on its own 20 ms clock (prebuffer at
+  most 60 ms); `clear` empties the buffer at once (the next tick is silence) and reports pending marks
+  `cleared`; marks are reported `played` when playout passes them; optional `stats` frames.
+Both clocks share one epoch t0, so uplink frame k and playout frame k are the same 20 ms of the call: the
+`CallRecord` they fill gives barge-in timing and a sample-aligned stereo WAV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from storeagent.agent.loopback.playout import CallRecord, ClearRecord, MarkRecord, PlayoutBuffer
+from storeagent.agent.transport.codec import FrameSplitter
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.020
+
+
+class AudioClient:
+    """One call's audio websocket, FreeSWITCH side.
+
+    `source`: optional async iterator of caller PCM (any chunk size, faster than real time is fine: it is
+    queued and paced). `feed()` queues more caller audio at any time. `prebuffer_ms`: 0, 20, 40 or 60.
+    `stats_interval`: seconds between stats frames (None: none).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        uuid: str,
+        token: str | None,
+        sample_rate: int = 8000,
+        source: AsyncIterator[bytes] | None = None,
+        prebuffer_ms: int = 60,
+        stats_interval: float | None = None,
+        start_frame: dict[str, Any] | None = None,
+        max_msg_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.url = url
+        self.uuid = uuid
+        self.sample_rate = sample_rate
+        self.frame_bytes = sample_rate * 2 // 50
+        self._token = token
+        self._source = source
+        self._stats_interval = stats_interval
+        self._start = start_frame or {
+            "type": "start",
+            "uuid": uuid,
+            "sample_rate": sample_rate,
+            "encoding": "L16",
+            "channels": 1,
+        }
+        self._max_msg = max_msg_bytes
+        self.playout = PlayoutBuffer(self.frame_bytes, prebuffer_ms // 20)
+        self.record = CallRecord(sample_rate)
+        self.protocol_errors = 0  # downlink frames the module would reject
+        self._caller: deque[bytes] = deque()
+        self._splitter = FrameSplitter(self.frame_bytes)
+        self._uplink_idle = asyncio.Event()
+        self._uplink_idle.set()
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._t0 = 0.0
+        self._playout_index = 0
+
+    # --------------------------------------------------------------------------------------------- control
+    @property
+    def ws(self) -> aiohttp.ClientWebSocketResponse:
+        if self._ws is None:
+            raise RuntimeError("not connected")
+        return self._ws
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code if self._ws is not None else None
+
+    async def connect(self) -> None:
+        """Open the websocket, send the start frame, start both clocks. Raises aiohttp.WSServerHandshakeError
+        (with `.status`) when the agent refuses the handshake."""
+        self._session = aiohttp.ClientSession()
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token is not None else {}
+        try:
+            self._ws = await self._session.ws_connect(
+                self.url, headers=headers, max_msg_size=self._max_msg, compress=0, autoping=True
+            )
+            await self._ws.send_str(json.dumps(self._start))
+        except BaseException:
+            await self._session.close()
+            raise
+        loop = asyncio.get_running_loop()
+        self._t0 = loop.time() + FRAME_S  # first tick one frame from now: both clocks share this epoch
+        self._task = asyncio.create_task(self._run(), name=f"loopback-audio-{self.uuid}")
+
+    def feed(self, pcm: bytes) -> None:
+        """Queue caller audio; it goes up in 20 ms frames from the next free tick (partial tail padded)."""
+        splitter = FrameSplitter(self.frame_bytes)  # each fed utterance ends on its own padded frame
+        self._caller.extend(splitter.iter_push(pcm))
+        tail = splitter.flush()
+        if tail is not None:
+            self._caller.append(tail)
+        if self._caller:
+            self._uplink_idle.clear()
+
+    async def wait_uplink_idle(self) -> None:
+        """Until all caller audio queued so far has been sent."""
+        await self._uplink_idle.wait()
+
+    async def close(self) -> None:
+        """Hang up the audio: close the websocket (1000) and stop both clocks."""
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Until the websocket is closed (by either side) and every task of this client has ended."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+
+    # ---------------------------------------------------------------------------------------------- tasks
+    async def _run(self) -> None:
+        helpers = [
+            asyncio.create_task(self._uplink_clock()),
+            asyncio.create_task(self._playout_clock()),
+        ]
+        if self._source is not None:
+            helpers.append(asyncio.create_task(self._pump_source(self._source)))
+        if self._stats_interval:
+            helpers.append(asyncio.create_task(self._send_stats(self._stats_interval)))
+        try:
+            await self._receive()
+        finally:
+            for t in helpers:
+                t.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _sleep_until_tick(self, k: int) -> float:
+        loop = asyncio.get_running_loop()
+        target = self._t0 + k * FRAME_S
+        delay = target - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        now = loop.time()
+        if now - target > FRAME_S:
+            self.record.late_ticks += 1
+        return now
+
+    async def _uplink_clock(self) -> None:
+        ws = self.ws
+        k = 0
+        while not ws.closed:
+            now = await self._sleep_until_tick(k)
+            frame = self._caller.popleft() if self._caller else bytes(self.frame_bytes)
+            self.record.caller.append(frame)
+            self.record.uplink_times.append(now)
+            try:
+                await ws.send_bytes(frame)
+            except (ConnectionError, RuntimeError):
+                return
+            if not self._caller:
+                self._uplink_idle.set()
+            k += 1
+
+    async def _playout_clock(self) -> None:
+        ws = self.ws
+        k = 0
+        while not ws.closed:
+            now = await self._sleep_until_tick(k)
+            tick = self.playout.next_frame()
+            self._playout_index = k + 1
+            self.record.agent.append(tick.pcm)
+            self.record.agent_active.append(tick.active)
+            self.record.playout_times.append(now)
+            for name in tick.played_marks:
+                await self._report_mark(name, "played", now, k)
+            k += 1
+
+    async def _report_mark(self, name: str, event: str, at: float, index: int) -> None:
+        self.record.marks.append(MarkRecord(name, event, at, index))
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(json.dumps({"type": "mark", "name": name, "event": event}))
+
+    async def _pump_source(self, source: AsyncIterator[bytes]) -> None:
+        async for chunk in source:
+            self._caller.extend(self._splitter.iter_push(chunk))
+            if self._caller:
+                self._uplink_idle.clear()
+        tail = self._splitter.flush()
+        if tail is not None:
+            self._caller.append(tail)
+            self._uplink_idle.clear()
+
+    async def _send_stats(self, interval: float) -> None:
+        ws = self.ws
+        while not ws.closed:
+            await asyncio.sleep(interval)
+            buffered_ms = self.playout.buffered_bytes * 1000 / (self.sample_rate * 2)
+            stats = {"type": "stats", "buffered_ms": round(buffered_ms, 1), "underruns": self.playout.underruns}
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(json.dumps(stats))
+
+    async def _receive(self) -> None:
+        ws = self.ws
+        loop = asyncio.get_running_loop()
+        async for msg in ws:
+            if msg.type is aiohttp.WSMsgType.BINARY:
+                self.record.received += msg.data
+                self.playout.write(msg.data)
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                await self._on_text(msg.data, loop.time())
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                log.warning("loopback audio %s: websocket error %s", self.uuid, msg.data)
+                break
+
+    async def _on_text(self, text: str, now: float) -> None:
+        try:
+            msg: Any = json.loads(text)
+        except ValueError:
+            msg = None
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == "clear":
+            dropped, cleared = self.playout.clear()
+            self.record.clears.append(ClearRecord(now, self._playout_index, dropped, tuple(cleared)))
+            for name in cleared:
+                await self._report_mark(name, "cleared", now, self._playout_index)
+        elif kind == "mark" and isinstance(msg.get("name"), str) and msg["name"]:
+            self.playout.mark(msg["name"])
+        else:
+            self.protocol_errors += 1
+            log.warning("loopback audio %s: dropped downlink text frame %.80r", self.uuid, text)
