@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from storeagent.agent.transport.tokens import StreamTokens, TokenError
 
 UUID = "5f1c2d3e-0000-4000-8000-00000000abcd"
@@ -63,7 +62,14 @@ def test_missing(tokens: StreamTokens, token: str | None) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["garbage", "sa1.a.b.c", "sa2.x.1.n.s", "sa1.bad uuid.1.abc." + "A" * 43, "sa1.u.notdigits.abc." + "A" * 43, "é" * 10],
+    [
+        "garbage",
+        "sa1.a.b.c",
+        "sa2.x.1.n.s",
+        "sa1.bad uuid.1.abc." + "A" * 43,
+        "sa1.u.notdigits.abc." + "A" * 43,
+        "é" * 10,
+    ],
 )
 def test_malformed(tokens: StreamTokens, token: str) -> None:
     assert reason(tokens, UUID, token) == "malformed"
