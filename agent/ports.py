@@ -205,6 +205,15 @@ class TTS(Protocol):
     async def open(self, fmt: AudioFormat, language: str) -> TTSSession: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderSet:
+    """The three providers one shop's calls use (each may be a fallback chain)."""
+
+    stt: STT
+    llm: LLM
+    tts: TTS
+
+
 # ------------------------------------------------------------------------------------------------- tools
 @dataclass(frozen=True, slots=True)
 class Transfer:

@@ -42,6 +42,7 @@ class AgentSettings(BaseModel):
     audio_attach_timeout_s: float = Field(5.0, gt=0, description="the module must connect its websocket this fast")
     stream_token_key_file: Path | None = Field(None, description="shared HMAC key for stream tokens; random if unset")
     stream_token_ttl_s: float = Field(30.0, gt=0, description="a token is single use and expires this fast")
+    transfer_gateway: str = Field("storeagent-trunk", description="sofia gateway that reaches staff phones")
     data_dir: Path = Field(Path("./data"), description="durable outbox (messages, call records)")
     log_format: str = Field("json", pattern="^(json|text)$")
     turn: TurnSettings = Field(default_factory=TurnSettings)

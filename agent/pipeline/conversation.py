@@ -132,22 +132,37 @@ class Conversation:
         self._underruns_seen = 0
         self._bg: set[asyncio.Task[None]] = set()
         self._actions_after_reply: list[Transfer | EndCall] = []
+        self._audio_suspended = False
+        self._uplink_task: asyncio.Task[None] = asyncio.Future()  # type: ignore[assignment]  # set in run()
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> ConversationOutcome:
+        self._uplink_task = asyncio.create_task(self._uplink(self.link), name="uplink")
         inputs = [
-            asyncio.create_task(self._uplink(), name="uplink"),
             asyncio.create_task(self._stt_events(), name="stt-events"),
             asyncio.create_task(self._time_limit(), name="time-limit"),
         ]
         try:
             await self._serve()
         finally:
-            for t in [*inputs, *self._bg, *([self._reply] if self._reply else [])]:
+            tasks = [*inputs, self._uplink_task, *self._bg, *([self._reply] if self._reply else [])]
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*inputs, *self._bg, *([self._reply] if self._reply else []),
-                                 return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         return self.result
+
+    def suspend_audio(self) -> None:
+        """The audio link is about to go away on purpose (transfer): its end is not a hangup."""
+        self._audio_suspended = True
+
+    def resume_audio(self, link: AudioLink) -> None:
+        """Continue on a new audio link (the transfer was not answered)."""
+        self._audio_suspended = False
+        self._uplink_task.cancel()
+        self.link = link
+        self._audio_since_clear = False
+        self._turn = TurnDetector(self.cfg.speech_start_ms, self.cfg.end_of_turn_ms)
+        self._uplink_task = asyncio.create_task(self._uplink(link), name="uplink")
 
     def post_dtmf(self, digit: str) -> None:
         self._events.put_nowait(_Dtmf(digit))
@@ -331,10 +346,10 @@ class Conversation:
                 u.interrupted = True
 
     # ------------------------------------------------------------------ inputs
-    async def _uplink(self) -> None:
+    async def _uplink(self, link: AudioLink) -> None:
         preroll: deque[bytes] = deque(maxlen=max(1, self.cfg.preroll_ms // 20))
         streaming = False
-        async for item in self.link.uplink():
+        async for item in link.uplink():
             if isinstance(item, AudioFrame):
                 ev = self._turn.feed(self.vad.is_speech(item.pcm), item.received)
                 if isinstance(ev, SpeechStart):
@@ -360,7 +375,8 @@ class Conversation:
                 if item.underruns > self._underruns_seen:
                     self.metrics.underruns(item.underruns - self._underruns_seen)
                     self._underruns_seen = item.underruns
-        self._events.put_nowait(_Hangup("audio link closed"))
+        if not self._audio_suspended and link is self.link:
+            self._events.put_nowait(_Hangup("audio link closed"))
 
     async def _finish_turn(self, end: TurnEnd) -> None:
         while not self._finals.empty():  # stale finals from before this turn

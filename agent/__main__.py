@@ -1,0 +1,88 @@
+"""`storeagent agent serve`: the composition root of the agent process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from storeagent.agent.app import AgentApp, run_until_signalled
+from storeagent.agent.logs import setup_logging
+from storeagent.agent.settings import AgentSettings
+from storeagent.agent.wiring import build_outbox, build_providers, build_tools_factory
+from storeagent.shop import ShopConfig, shop_config_from_manifest
+
+log = logging.getLogger("storeagent.agent")
+
+
+def load_shop(path: Path) -> ShopConfig:
+    """A ShopConfig document (the operator's ConfigMap) or a whole StoreAgent manifest (examples/)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SystemExit(f"storeagent agent: cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise SystemExit(f"storeagent agent: {path} is not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise SystemExit(f"storeagent agent: {path} must hold a mapping")
+    try:
+        if doc.get("kind") == "StoreAgent":
+            return shop_config_from_manifest(doc)
+        return ShopConfig.model_validate(doc)
+    except (ValidationError, ValueError) as e:
+        raise SystemExit(f"storeagent agent: invalid shop config {path}:\n{e}") from None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="storeagent agent", description="Answer one shop's calls.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="serve calls: ESL server + audio websocket + metrics")
+    s.add_argument("--config", type=Path, help="shop config YAML (default $STOREAGENT_CONFIG)")
+    s.add_argument("--host", help="bind address (default 0.0.0.0)")
+    s.add_argument("--esl-port", type=int, help="ESL port (default 8084)")
+    s.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
+    s.add_argument("--advertise-host", help="address FreeSWITCH uses for our websocket (default $POD_IP)")
+    s.add_argument("--providers", choices=["config", "offline", "scripted"], default="config",
+                   help="config: as the shop config says (default); offline/scripted: override every stage")
+    s.add_argument("--log-format", choices=["json", "text"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = AgentSettings.from_env(
+            config_path=args.config, host=args.host, esl_port=args.esl_port, http_port=args.http_port,
+            advertise_host=args.advertise_host, log_format=args.log_format,
+        )
+    except ValidationError as e:
+        print(f"storeagent agent: invalid settings:\n{e}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_format)
+    shop = load_shop(settings.config_path)
+    return asyncio.run(_serve(settings, shop, args.providers))
+
+
+async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
+    providers = build_providers(shop, mode)
+    outbox = await build_outbox(settings, shop)
+    app = AgentApp(settings, shop, providers, build_tools_factory(shop, outbox), on_finished=outbox.on_call_finished)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_until_signalled(app, stop)
+    finally:
+        await outbox.aclose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""AgentApp: one process serving many concurrent calls for one shop.
+
+Two listeners: the ESL server (FreeSWITCH's `socket` connects here, one TCP connection per call) and one HTTP
+server (the audio websocket of mod_storeagent, /metrics, /healthz, /readyz, /v1/stats). A failure inside one call
+never leaves that call's task; malformed input closes only the connection it came on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from storeagent.agent.call import CallDeps, CallSession, LinkRegistry
+from storeagent.agent.logs import call_context
+from storeagent.agent.metrics import CONTENT_TYPE, AgentMetrics
+from storeagent.agent.pipeline.conversation import ConversationOutcome
+from storeagent.agent.ports import CallControl, ProviderSet, Tools
+from storeagent.agent.settings import AgentSettings
+from storeagent.agent.stats import CallStats
+from storeagent.agent.transport.audio_ws import WebSocketAudioLink, add_audio_route
+from storeagent.agent.transport.esl_server import EslCall, EslServer
+from storeagent.agent.transport.tokens import StreamTokens
+
+from storeagent.shop import ShopConfig
+
+log = logging.getLogger(__name__)
+
+OnFinished = Callable[[str, CallControl, ConversationOutcome, float], Awaitable[None]]
+
+
+class AgentApp:
+    def __init__(self, settings: AgentSettings, shop: ShopConfig, providers: ProviderSet,
+                 tools_factory: Callable[[CallControl], Tools], *, on_finished: OnFinished | None = None) -> None:
+        self.settings, self.shop = settings, shop
+        self.metrics = AgentMetrics(shop.store)
+        self.stats = CallStats(shop.store)
+        key = settings.stream_token_key_file.read_bytes().strip() if settings.stream_token_key_file else None
+        self.tokens = StreamTokens(key, ttl=settings.stream_token_ttl_s)
+        self.links = LinkRegistry()
+        self.sessions: dict[str, CallSession] = {}
+        self.draining = False
+        self.refused = 0
+        self._deps = CallDeps(settings=settings, shop=shop, providers=providers, tools_factory=tools_factory,
+                              metrics=self.metrics, tokens=self.tokens, links=self.links, stats=self.stats,
+                              on_finished=on_finished)
+        self.esl = EslServer(settings.host, settings.esl_port, self._on_call,
+                             on_protocol_error=self.metrics.protocol_error)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        app = web.Application()
+        add_audio_route(app, tokens=self.tokens, attach=self._attach, on_protocol_error=self.metrics.protocol_error)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/v1/stats", self._stats)
+        app.router.add_get("/v1/debug/turns", self._turns)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.settings.host, self.settings.http_port)
+        await self._site.start()
+        await self.esl.start()
+        log.info("agent for %s ready: esl :%d, http :%d", self.shop.store, self.esl_port, self.http_port)
+
+    @property
+    def esl_port(self) -> int:
+        return self.esl.port
+
+    @property
+    def http_port(self) -> int:
+        if self._site is None or self._site._server is None:  # aiohttp exposes no public getter
+            return self.settings.http_port
+        sockets = getattr(self._site._server, "sockets", None)
+        return int(sockets[0].getsockname()[1]) if sockets else self.settings.http_port
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Not ready, no new calls; live calls get `grace` seconds to finish, then they are cut."""
+        self.draining = True
+        self.metrics.set_draining(True)
+        await self.esl.stop()
+        limit = self.settings.drain_seconds if grace is None else grace
+        log.info("draining: %d live calls, up to %.0fs", len(self.sessions), limit)
+        try:
+            await asyncio.wait_for(self.esl.wait_idle(), limit)
+        except TimeoutError:
+            log.warning("drain grace over with %d calls live; cutting them", len(self.sessions))
+
+    async def stop(self) -> None:
+        await self.esl.aclose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------------ calls
+    async def _on_call(self, call: EslCall) -> None:
+        with call_context(call.uuid):
+            if self.draining or len(self.sessions) >= self.settings.max_calls:
+                # Not answering and closing the socket makes FreeSWITCH run the dialplan's fallback.
+                self.refused += 1
+                log.warning("refusing call %s: %s", call.uuid, "draining" if self.draining else "at max_calls")
+                return
+            session = CallSession(call, self._deps)
+            self.sessions[call.uuid] = session
+            try:
+                await session.run()
+            finally:
+                self.sessions.pop(call.uuid, None)
+
+    async def _attach(self, uuid: str, link: WebSocketAudioLink) -> bool:
+        return await self.links.attach(uuid, link)
+
+    # ------------------------------------------------------------------ http
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = self.metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ready = not self.draining and len(self.sessions) < self.settings.max_calls
+        return web.json_response({"ready": ready, "draining": self.draining}, status=200 if ready else 503)
+
+    async def _stats(self, _: web.Request) -> web.Response:
+        ready = not self.draining and len(self.sessions) < self.settings.max_calls
+        return web.json_response(self.stats.snapshot(ready=ready, draining=self.draining))
+
+    async def _turns(self, _: web.Request) -> web.Response:
+        return web.json_response({"turns": list(self.stats.recent_turns), "refused": self.refused})
+
+
+async def run_until_signalled(app: AgentApp, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set (SIGTERM/SIGINT), then drain and shut down."""
+    await app.start()
+    await stop.wait()
+    t0 = time.monotonic()
+    await app.drain()
+    await app.stop()
+    with contextlib.suppress(Exception):
+        log.info("stopped after a %.1fs drain", time.monotonic() - t0)

@@ -1,0 +1,220 @@
+"""CallSession: one call from FreeSWITCH's `socket` to hangup, wiring ESL control, the audio link and the pipeline.
+
+Everything a call starts belongs to it and ends with it: the conversation's tasks, the provider streams, the
+audio link and the ESL socket (asserted by tests/unit/test_call_cleanup.py). If anything fails before the
+conversation starts, the session returns without hanging up: FreeSWITCH then runs the dialplan's next action,
+the shop's fallback, so a caller never hears dead air.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from storeagent.agent.metrics import AgentMetrics
+from storeagent.agent.pipeline.conversation import Conversation, ConversationConfig, ConversationOutcome
+from storeagent.agent.pipeline.prompts import phrases_for, system_prompt
+from storeagent.agent.pipeline.vad import WebRtcVad
+from storeagent.agent.ports import AudioFormat, AudioLink, CallControl, ProviderSet, Tools
+from storeagent.agent.settings import AgentSettings
+from storeagent.agent.stats import CallStats
+from storeagent.agent.transport.tokens import StreamTokens
+
+from storeagent.shop import ShopConfig
+
+log = logging.getLogger(__name__)
+
+
+class LinkRegistry:
+    """Calls waiting for their audio websocket, by uuid. The audio endpoint attaches links here."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[AudioLink]] = {}
+
+    def expect(self, uuid: str) -> asyncio.Future[AudioLink]:
+        fut: asyncio.Future[AudioLink] = asyncio.get_running_loop().create_future()
+        self._waiting[uuid] = fut
+        return fut
+
+    async def attach(self, uuid: str, link: AudioLink) -> bool:
+        fut = self._waiting.pop(uuid, None)
+        if fut is None or fut.done():
+            return False
+        fut.set_result(link)
+        return True
+
+    def forget(self, uuid: str) -> None:
+        fut = self._waiting.pop(uuid, None)
+        if fut is not None and not fut.done():
+            fut.cancel()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+
+@dataclass(slots=True)
+class CallDeps:
+    settings: AgentSettings
+    shop: ShopConfig
+    providers: ProviderSet
+    tools_factory: Callable[[CallControl], Tools]
+    metrics: AgentMetrics
+    tokens: StreamTokens
+    links: LinkRegistry
+    stats: CallStats
+    on_finished: Callable[[str, CallControl, ConversationOutcome, float], Awaitable[None]] | None = None
+
+
+def call_rate(channel: dict[str, str] | object) -> int:
+    """L16 rate for the module: 16 kHz for wideband codecs (G.722, Opus at 16k+), else 8 kHz."""
+    rate = "8000"
+    if isinstance(channel, dict):
+        rate = channel.get("Channel-Read-Codec-Rate", "8000")
+    return 16000 if rate.isdigit() and int(rate) >= 16000 else 8000
+
+
+class CallSession:
+    def __init__(self, call: CallControl, deps: CallDeps) -> None:
+        self.call, self.deps = call, deps
+        self.uuid = call.uuid
+        self.conversation: Conversation | None = None
+        self._link: AudioLink | None = None
+        self._started = time.monotonic()
+
+    async def run(self) -> None:
+        d = self.deps
+        uuid = self.uuid
+        d.metrics.call_started()
+        d.stats.call_started()
+        outcome = ConversationOutcome(outcome="failed")
+        try:
+            await self.call.answer()
+            rate = call_rate(dict(self.call.channel))
+            self._link = await self._start_audio(rate)
+            outcome = await self._converse(self._link)
+        except asyncio.CancelledError:
+            outcome.reason = "cancelled"
+            raise
+        except Exception as e:
+            # Returning without a hangup lets FreeSWITCH run the shop's fallback (next dialplan action).
+            log.warning("call %s failed before or during the conversation: %s", uuid, e)
+            outcome.reason = str(e)[:200]
+        finally:
+            d.links.forget(uuid)
+            if self._link is not None:
+                with contextlib.suppress(Exception):
+                    await self._link.close()
+            duration = time.monotonic() - self._started
+            d.metrics.call_ended(outcome.outcome)
+            d.stats.call_ended(outcome.outcome, outcome.latencies)
+            if d.on_finished is not None:
+                with contextlib.suppress(Exception):
+                    await d.on_finished(uuid, self.call, outcome, duration)
+            log.info("call %s ended: %s (%s) after %.1fs, %d turns, %d barge-ins", uuid, outcome.outcome,
+                     outcome.reason, duration, len(outcome.latencies), outcome.barge_ins)
+
+    async def _start_audio(self, rate: int) -> AudioLink:
+        d, uuid = self.deps, self.uuid
+        waiter = d.links.expect(uuid)
+        token = d.tokens.mint(uuid)
+        url = f"ws://{d.settings.advertise_host}:{d.settings.http_port}/v1/calls/{uuid}/audio"
+        await self.call.api(f"uuid_storeagent {uuid} start {url} {rate} {token}")
+        try:
+            return await asyncio.wait_for(waiter, d.settings.audio_attach_timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"audio module did not connect within {d.settings.audio_attach_timeout_s:g}s") from None
+
+    async def _converse(self, link: AudioLink) -> ConversationOutcome:
+        d = self.deps
+        fmt: AudioFormat = link.fmt
+        lang = d.shop.language
+        phrases = phrases_for(lang, d.shop.profile.name)
+        t = d.settings.turn
+        cfg = ConversationConfig(
+            greeting=d.shop.profile.greeting or phrases.greeting,
+            phrases=phrases,
+            speech_start_ms=t.speech_start_ms,
+            end_of_turn_ms=t.end_of_turn_ms,
+            preroll_ms=t.preroll_ms,
+            min_turn_ms=t.min_turn_ms,
+            ack_after_s=t.ack_after_ms / 1000,
+            stt_final_timeout_s=t.stt_final_timeout_ms / 1000,
+            silence_reprompt_s=d.shop.silence_reprompt_seconds,
+            max_call_s=d.shop.max_call_seconds,
+        )
+        stt = await d.providers.stt.open(fmt, lang)
+        tts = await d.providers.tts.open(fmt, lang)
+        try:
+            filler = await _synthesize_all(tts.synthesize(phrases.filler))
+            conv = Conversation(
+                cfg=cfg, link=link, vad=WebRtcVad(fmt.sample_rate, t.vad_aggressiveness), stt=stt,
+                llm=d.providers.llm, tts=tts, tools=d.tools_factory(self.call), metrics=d.metrics,
+                system_prompt=system_prompt(d.shop), transfer=self._transfer, hangup=self._hangup,
+                filler_pcm=filler,
+            )
+            self.conversation = conv
+            events = asyncio.create_task(self._channel_events(conv), name="esl-events")
+            try:
+                return await conv.run()
+            finally:
+                events.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await events
+        finally:
+            for closer in (stt.aclose, tts.aclose):
+                with contextlib.suppress(Exception):
+                    await closer()
+
+    async def _channel_events(self, conv: Conversation) -> None:
+        async for ev in self.call.events():
+            if ev.name == "DTMF":
+                conv.post_dtmf(ev.headers.get("DTMF-Digit", ""))
+            elif ev.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                conv.post_hangup(ev.headers.get("Hangup-Cause", "hangup"))
+                return
+        conv.post_hangup("control connection closed")
+
+    async def _hangup(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.call.hangup("NORMAL_CLEARING")
+
+    async def _transfer(self, number: str) -> bool:
+        """Stop our audio, bridge to staff; True when the bridge was answered (the call is theirs now)."""
+        d = self.deps
+        conv = self.conversation
+        assert conv is not None
+        conv.suspend_audio()  # the module's websocket closes now; that is not the caller hanging up
+        with contextlib.suppress(Exception):
+            await self.call.api(f"uuid_storeagent {self.uuid} stop")
+        answered = False
+        try:
+            await self.call.execute("set", "hangup_after_bridge=true")
+            await self.call.execute("set", f"call_timeout={d.shop.transfer.ring_seconds}")
+            await self.call.execute("bridge", f"sofia/gateway/{d.settings.transfer_gateway}/{number}")
+            # With hangup_after_bridge a bridged call never comes back here; a failed one does.
+            answered = await self._hung_up_soon()
+        except Exception as e:
+            log.info("call %s: transfer failed: %s", self.uuid, e)
+            answered = True  # the channel is gone (hung up while bridged): nothing left to resume
+        if not answered:
+            link = await self._start_audio(call_rate(dict(self.call.channel)))
+            self._link = link
+            conv.resume_audio(link)
+        return answered
+
+    async def _hung_up_soon(self) -> bool:
+        # A bridge that was answered ends with the channel hanging up; give its events a moment to arrive.
+        await asyncio.sleep(0.2)
+        closed = getattr(self.call, "closed", False)
+        return bool(closed)
+
+
+async def _synthesize_all(chunks: object) -> bytes:
+    out = bytearray()
+    async for pcm in chunks:  # type: ignore[attr-defined]
+        out += pcm
+    return bytes(out)
