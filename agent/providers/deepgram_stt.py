@@ -1,0 +1,213 @@
+"""Deepgram live STT through `deepgram-sdk` (v7: `AsyncDeepgramClient.listen.v1.connect`, a websocket to
+`/v1/listen`).
+
+Pure part: `translate_deepgram()` maps one vendor JSON message to port events; `classify_*()` map failures to
+`ProviderError` (retryable or not). I/O part: `DeepgramStream`, a thin run loop over the SDK socket that also
+sends `KeepAlive` while no audio flows (Deepgram closes an idle stream with 1011 / NET-0001 after ~10 s, e.g.
+while the agent speaks and the turn detector holds audio back), `Finalize` when the turn ends and
+`CloseStream` at hangup. Retries and fallback belong to `resilience.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import websockets.exceptions
+from deepgram import AsyncDeepgramClient
+from deepgram.core.api_error import ApiError
+from deepgram.environment import DeepgramClientEnvironment
+from storeagent.agent.errors import ProviderError
+from storeagent.agent.ports import AudioFormat, SpeechStarted, STTEvent, Transcript, UtteranceEnd
+
+log = logging.getLogger(__name__)
+NAME = "deepgram"
+DEFAULT_BASE_URL = "https://api.deepgram.com"
+
+
+# ------------------------------------------------------------------------------------------------ pure
+def translate_deepgram(msg: Mapping[str, Any]) -> list[STTEvent]:
+    """Port events for one Deepgram message; Metadata and unknown types map to nothing."""
+    kind = msg.get("type")
+    if kind == "SpeechStarted":
+        return [SpeechStarted()]
+    if kind == "UtteranceEnd":
+        return [UtteranceEnd()]
+    if kind != "Results":
+        return []
+    channel = msg.get("channel") or {}
+    alternatives = channel.get("alternatives") or [] if isinstance(channel, Mapping) else []
+    if not alternatives:
+        return []
+    best = alternatives[0]
+    text = str(best.get("transcript") or "").strip()
+    is_final = bool(msg.get("is_final"))
+    if not text and not is_final:
+        return []  # an empty interim carries nothing
+    confidence = best.get("confidence")
+    events: list[STTEvent] = [Transcript(text, is_final, float(confidence) if confidence is not None else None)]
+    if is_final and msg.get("speech_final"):
+        events.append(UtteranceEnd())  # endpointing saw the pause: the caller's utterance ended
+    return events
+
+
+def listen_options(fmt: AudioFormat, language: str, model: str, endpointing_ms: int,
+                   utterance_end_ms: int) -> dict[str, str]:
+    """Query options of `/v1/listen` for one call (the SDK encodes them into the URL)."""
+    return {
+        "model": model,
+        "encoding": "linear16",
+        "sample_rate": str(fmt.sample_rate),
+        "channels": "1",
+        "language": deepgram_language(language),
+        "interim_results": "true",
+        "endpointing": str(endpointing_ms),
+        "utterance_end_ms": str(utterance_end_ms),  # needs interim_results; Deepgram's minimum is 1000
+        "vad_events": "true",
+        "punctuate": "true",
+    }
+
+
+def deepgram_language(language: str) -> str:
+    """BCP-47 of the shop ("en-US", "ko-KR") to the code Deepgram's streaming models take ("en", "ko")."""
+    primary = language.split("-")[0].lower()
+    if not primary.isalpha():
+        raise ProviderError(NAME, "bad_request", f"language {language!r} is not a BCP-47 tag", retryable=False)
+    return primary
+
+
+def classify_connect_error(exc: BaseException) -> ProviderError:
+    """A failed websocket handshake as a ProviderError (never quoting headers: they carry the key)."""
+    if isinstance(exc, ApiError):
+        status = exc.status_code or 0
+        if status in (401, 403):
+            return ProviderError(NAME, "auth", f"HTTP {status}: key refused", retryable=False)
+        if status == 429:
+            return ProviderError(NAME, "rate_limit", "HTTP 429: too many requests", retryable=True)
+        if 400 <= status < 500:
+            return ProviderError(NAME, "bad_request", f"HTTP {status}: options refused", retryable=False)
+        return ProviderError(NAME, "server", f"HTTP {status}", retryable=True)
+    if isinstance(exc, TimeoutError):
+        return ProviderError(NAME, "timeout", "handshake timed out", retryable=True)
+    return ProviderError(NAME, "connect", f"{type(exc).__name__}", retryable=True)
+
+
+def classify_close(code: int | None, reason: str) -> ProviderError:
+    """The server closed the stream: 1008 is bad audio (DATA-0000, would fail again), others may recover."""
+    if code == 1008:
+        return ProviderError(NAME, "bad_request", f"closed 1008: {reason[:80]}", retryable=False)
+    return ProviderError(NAME, "server", f"closed {code}: {reason[:80]}", retryable=True)
+
+
+# ------------------------------------------------------------------------------------------------ I/O
+class DeepgramSTT:
+    """STT port over Deepgram's live API. `base_url` points the SDK elsewhere (a local test server)."""
+
+    name = NAME
+
+    def __init__(self, api_key: str, *, model: str = "nova-3", base_url: str = "", endpointing_ms: int = 300,
+                 utterance_end_ms: int = 1000, keepalive_seconds: float = 4.0) -> None:
+        if not api_key:
+            raise ProviderError(NAME, "auth", "no API key configured", retryable=False)
+        self._key = api_key
+        self._model = model or "nova-3"
+        http = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        ws = "ws" + http[4:] if http.startswith("http") else http
+        self._env = DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
+        self._endpointing_ms = endpointing_ms
+        self._utterance_end_ms = utterance_end_ms
+        self._keepalive = keepalive_seconds
+
+    def __repr__(self) -> str:  # never show the key
+        return f"DeepgramSTT(model={self._model!r}, base={self._env.base!r})"
+
+    async def open(self, fmt: AudioFormat, language: str) -> DeepgramStream:
+        client = AsyncDeepgramClient(api_key=self._key, environment=self._env)
+        options = listen_options(fmt, language, self._model, self._endpointing_ms, self._utterance_end_ms)
+        stack = contextlib.AsyncExitStack()
+        try:
+            socket = await stack.enter_async_context(client.listen.v1.connect(**options))
+        except asyncio.CancelledError:
+            await stack.aclose()
+            raise
+        except Exception as exc:
+            await stack.aclose()
+            raise classify_connect_error(exc) from None  # `from None`: the SDK's error holds request headers
+        return DeepgramStream(socket, stack, self._keepalive)
+
+
+class DeepgramStream:
+    def __init__(self, socket: Any, stack: contextlib.AsyncExitStack, keepalive_seconds: float) -> None:
+        self._socket = socket
+        self._stack = stack
+        self._last_sent = time.monotonic()
+        self._closed = False
+        self._ended = False  # UtteranceEnd already reported for the current utterance
+        self._keepalive_task = asyncio.create_task(self._keep_alive(keepalive_seconds), name="deepgram-keepalive")
+
+    async def _keep_alive(self, every: float) -> None:
+        while not self._closed:
+            await asyncio.sleep(max(0.05, every - (time.monotonic() - self._last_sent)))
+            if time.monotonic() - self._last_sent >= every and not self._closed:
+                try:
+                    await self._socket.send_keep_alive()
+                except Exception:  # the events loop reports the broken socket
+                    return
+                self._last_sent = time.monotonic()
+
+    async def _guarded(self, op: Any) -> None:
+        if self._closed:
+            return
+        try:
+            await op
+        except websockets.exceptions.ConnectionClosed as exc:
+            raise classify_close(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from None
+        except OSError as exc:
+            raise ProviderError(NAME, "connect", type(exc).__name__, retryable=True) from None
+
+    async def send(self, pcm: bytes) -> None:
+        await self._guarded(self._socket.send_media(pcm))
+        self._last_sent = time.monotonic()
+
+    async def finalize(self) -> None:
+        await self._guarded(self._socket.send_finalize())
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        try:
+            async for message in self._socket:
+                if isinstance(message, bytes):
+                    continue
+                data = message.dict() if hasattr(message, "dict") else message
+                for event in translate_deepgram(data):
+                    if isinstance(event, UtteranceEnd):
+                        if self._ended:
+                            continue  # speech_final and UtteranceEnd both fire for one pause
+                        self._ended = True
+                    elif isinstance(event, SpeechStarted) or (isinstance(event, Transcript) and event.text):
+                        self._ended = False
+                    yield event
+        except websockets.exceptions.ConnectionClosed as exc:
+            if self._closed:
+                return
+            raise classify_close(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from None
+        except OSError as exc:
+            if not self._closed:
+                raise ProviderError(NAME, "connect", type(exc).__name__, retryable=True) from None
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._keepalive_task.cancel()
+        with contextlib.suppress(Exception):
+            await self._socket.send_close_stream()
+        try:
+            async with asyncio.timeout(2.0):
+                await self._stack.aclose()
+        except (TimeoutError, Exception) as exc:  # a dead peer must not hold the call's teardown
+            log.debug("deepgram close: %s", type(exc).__name__)
+        await asyncio.gather(self._keepalive_task, return_exceptions=True)
