@@ -46,7 +46,7 @@ class AgentApp:
         self.refused = 0
         self._deps = CallDeps(settings=settings, shop=shop, providers=providers, tools_factory=tools_factory,
                               metrics=self.metrics, tokens=self.tokens, links=self.links, stats=self.stats,
-                              on_finished=on_finished)
+                              audio_url=self.audio_url, on_finished=on_finished)
         self.esl = EslServer(settings.host, settings.esl_port, self._on_call,
                              on_protocol_error=self.metrics.protocol_error)
         self._runner: web.AppRunner | None = None
@@ -78,6 +78,9 @@ class AgentApp:
             return self.settings.http_port
         sockets = getattr(self._site._server, "sockets", None)
         return int(sockets[0].getsockname()[1]) if sockets else self.settings.http_port
+
+    def audio_url(self, uuid: str) -> str:
+        return f"ws://{self.settings.advertise_host}:{self.http_port}/v1/calls/{uuid}/audio"
 
     async def drain(self, grace: float | None = None) -> None:
         """Not ready, no new calls; live calls get `grace` seconds to finish, then they are cut."""

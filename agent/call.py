@@ -66,6 +66,7 @@ class CallDeps:
     tokens: StreamTokens
     links: LinkRegistry
     stats: CallStats
+    audio_url: Callable[[str], str]  # uuid -> ws URL FreeSWITCH can reach (the bound port, the advertised host)
     on_finished: Callable[[str, CallControl, ConversationOutcome, float], Awaitable[None]] | None = None
 
 
@@ -121,7 +122,7 @@ class CallSession:
         d, uuid = self.deps, self.uuid
         waiter = d.links.expect(uuid)
         token = d.tokens.mint(uuid)
-        url = f"ws://{d.settings.advertise_host}:{d.settings.http_port}/v1/calls/{uuid}/audio"
+        url = d.audio_url(uuid)
         await self.call.api(f"uuid_storeagent {uuid} start {url} {rate} {token}")
         try:
             return await asyncio.wait_for(waiter, d.settings.audio_attach_timeout_s)
