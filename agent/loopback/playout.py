@@ -3,7 +3,7 @@ of what the loopback played (for tests, barge-in timing and the demo's stereo WA
 
 `PlayoutBuffer` mirrors the C module's playout core (issue 5): speech arrives in any chunk size (odd bytes stay
 in the buffer and join the next chunk), playout starts once `prebuffer` is buffered (or a mark says the
-segment is complete, or the data has waited a prebuffer's time), then one 20 ms frame per tick of the caller's
+segment is complete, or a frame has waited a prebuffer's time), then one 20 ms frame per tick of the caller's
 own clock. A buffer that runs dry while playing is an underrun (silence is played, one underrun counted per dry
 spell, prebuffering starts again) unless it ran dry exactly at a mark: that is the end of an utterance.
 `clear` drops everything at once and returns the pending marks, which the module reports `cleared`.
@@ -82,7 +82,12 @@ class PlayoutBuffer:
         fb = self.frame_bytes
         played = self._pass_marks()  # marks queued at the current position (nothing left to play before them)
         if not self._playing and self._buf:
-            if len(self._buf) >= self.prebuffer_bytes or self._marks or self._waited >= self._prebuffer_frames:
+            # Start with the prebuffer, or once a frame has waited a prebuffer's time, or when a mark says the
+            # segment is complete. Less than a frame and no mark: keep waiting (no underrun ping-pong).
+            full = len(self._buf) >= fb
+            if self._marks or (
+                full and (len(self._buf) >= self.prebuffer_bytes or self._waited >= self._prebuffer_frames)
+            ):
                 self._playing = True
             else:
                 self._waited += 1
