@@ -13,6 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 TURN_STAGES = ("stt_final", "llm_first_token", "tts_first_audio", "voice_to_voice")
 OUTCOMES = ("answered", "message", "transferred", "abandoned", "failed")
+WEBHOOK_RESULTS = ("delivered", "retry", "dead")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -63,12 +64,27 @@ class AgentMetrics:
         self._tool = Counter(
             "storeagent_tool_calls_total", "Tool calls by tool and result.", ["store", "tool", "result"], registry=r
         )
+        self._webhook = Counter(
+            "storeagent_webhook_deliveries_total",
+            "Webhook delivery attempts by result: delivered, retry (will be retried), dead (refused permanently).",
+            ["store", "result"],
+            registry=r,
+        )
+        self._outbox_pending = Gauge(
+            "storeagent_outbox_pending",
+            "Messages and call records waiting for the shop's webhook.",
+            ["store"],
+            registry=r,
+        )
         # Pre-create the label sets dashboards and alerts query, so a quiet shop shows 0, not "no data".
         self._active.labels(store)
         self._draining.labels(store)
         self._underruns.labels(store)
         for outcome in OUTCOMES:
             self._total.labels(store, outcome)
+        self._outbox_pending.labels(store)
+        for result in WEBHOOK_RESULTS:
+            self._webhook.labels(store, result)
 
     # ---- recorders (CallMetrics port and process-level ones)
     def turn_latency(self, stage: str, seconds: float) -> None:
@@ -92,6 +108,12 @@ class AgentMetrics:
 
     def tool_call(self, tool: str, result: str) -> None:
         self._tool.labels(self.store, tool, result).inc()
+
+    def webhook_delivery(self, result: str) -> None:
+        self._webhook.labels(self.store, result).inc()
+
+    def outbox_pending(self, count: int) -> None:
+        self._outbox_pending.labels(self.store).set(count)
 
     def call_started(self) -> None:
         self._active.labels(self.store).inc()
