@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -27,7 +27,8 @@ def _e164(v: str) -> str:
     return v
 
 
-E164 = Annotated[str, AfterValidator(_e164)]
+# The JSON schema carries the pattern so the operator's CRD rejects a bad number at admission.
+E164 = Annotated[str, AfterValidator(_e164), WithJsonSchema({"type": "string", "pattern": E164_RE.pattern})]
 
 
 class Model(BaseModel):
