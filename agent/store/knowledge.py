@@ -212,8 +212,8 @@ def _similar(a: str, b: str) -> float:
 def find_item(profile: ShopProfile, text: str, *, exact_only: bool = False) -> MenuItem | None:
     """The menu item a caller's words refer to, or None.
 
-    In order: a whole name or alias in the text (singular/plural folded, longest wins); then the same phrase
-    fuzzily (STT misspellings, cutoff 0.8); then, unless `exact_only`, a distinctive word of a name
+    In order: a whole name or alias in the text (singular/plural folded, longest wins); then, unless
+    `exact_only`, the same phrase fuzzily (STT misspellings, cutoff 0.8) and a distinctive word of a name
     ("sourdough" -> "sourdough loaf").
     """
     said = _norm(text)
@@ -221,14 +221,19 @@ def find_item(profile: ShopProfile, text: str, *, exact_only: bool = False) -> M
     exact = [(len(n), item) for item, n in names if _contains(said, n)]
     if exact:
         return max(exact, key=lambda e: e[0])[1]
+    if exact_only:
+        return None
     best: tuple[float, MenuItem | None] = (0.0, None)
     for item, n in names:
         joined = " ".join(n)
         for i in range(len(said) - len(n) + 1):
-            score = _similar(" ".join(said[i : i + len(n)]), joined)
-            if score >= 0.8 and score > best[0]:
+            window = said[i : i + len(n)]
+            score = _similar(" ".join(window), joined)
+            # every word must be close too: "free bread" is not "french bread"
+            close = all(_similar(a, b) >= 0.75 for a, b in zip(window, n, strict=True))
+            if score >= 0.8 and score > best[0] and close:
                 best = (score, item)
-    if best[1] is not None or exact_only:
+    if best[1] is not None:
         return best[1]
     for item, n in names:
         for w in n:
