@@ -107,8 +107,16 @@ class AudioClient:
         self._t0 = loop.time() + FRAME_S  # first tick one frame from now: both clocks share this epoch
         self._task = asyncio.create_task(self._run(), name=f"loopback-audio-{self.uuid}")
 
-    def feed(self, pcm: bytes) -> None:
-        """Queue caller audio; it goes up in 20 ms frames from the next free tick (partial tail padded)."""
+    @property
+    def queued_uplink_frames(self) -> int:
+        """Caller frames queued and not yet sent."""
+        return len(self._caller)
+
+    def feed(self, pcm: bytes) -> int:
+        """Queue caller audio; it goes up in 20 ms frames from the next free tick (partial tail padded).
+
+        Returns the tick index (into `record.caller` / `record.uplink_times`) of its first frame."""
+        first = len(self.record.caller) + len(self._caller)
         splitter = FrameSplitter(self.frame_bytes)  # each fed utterance ends on its own padded frame
         self._caller.extend(splitter.iter_push(pcm))
         tail = splitter.flush()
@@ -116,6 +124,7 @@ class AudioClient:
             self._caller.append(tail)
         if self._caller:
             self._uplink_idle.clear()
+        return first
 
     async def wait_uplink_idle(self) -> None:
         """Until all caller audio queued so far has been sent."""

@@ -1,11 +1,11 @@
 """The playout side of mod_storeagent without I/O: a jitter buffer of agent speech with marks, and the record
 of what the loopback played (for tests, barge-in timing and the demo's stereo WAV).
 
-`PlayoutBuffer` mirrors the C module's playout core (issue 5): speech arrives in any chunk size (odd bytes stay
-in the buffer and join the next chunk), playout starts once `prebuffer` is buffered (or a mark says the
-segment is complete, or a frame has waited a prebuffer's time), then one 20 ms frame per tick of the caller's
-own clock. A buffer that runs dry while playing is an underrun (silence is played, one underrun counted per dry
-spell, prebuffering starts again) unless it ran dry exactly at a mark: that is the end of an utterance.
+`PlayoutBuffer` mirrors the C module's playout core (freeswitch/mod_storeagent/src/sa_playout.c, issue 5: where
+they disagree the module wins): speech arrives in any chunk size (an odd trailing byte waits for its other
+half), playout starts once `prebuffer` is buffered (or a mark ends the segment, or the data has waited a
+prebuffer's time), then one 20 ms frame per tick of the module's own clock, the last partial frame padded with
+silence. Running dry anywhere but at the last mark is an underrun (counted once, then prebuffering restarts).
 `clear` drops everything at once and returns the pending marks, which the module reports `cleared`.
 """
 
@@ -43,7 +43,6 @@ class PlayoutBuffer:
         self._marks: deque[tuple[int, str]] = deque()
         self._playing = False
         self._waited = 0
-        self._boundary = 0  # position of the last mark passed: running dry there is not an underrun
         self.underruns = 0
 
     @property
@@ -63,65 +62,50 @@ class PlayoutBuffer:
         self._written += len(pcm)
 
     def mark(self, name: str) -> None:
-        self._marks.append((self._written, name))
+        self._marks.append((self._written - self._written % 2, name))  # after the last whole sample
 
     def clear(self) -> tuple[int, list[str]]:
         """Drop all queued speech; returns (bytes dropped, marks cleared in order)."""
         dropped = len(self._buf)
         cleared = self.pending_marks
         self._buf.clear()
+        self._written -= self._written % 2  # a pending odd byte goes too
         self._consumed = self._written
-        self._boundary = self._written
         self._marks.clear()
         self._playing = False
         self._waited = 0
         return dropped, cleared
 
     def next_frame(self) -> Tick:
-        """The frame for this 20 ms tick."""
+        """The frame for this 20 ms tick (same decisions as sa_playout_read in the C module)."""
         fb = self.frame_bytes
-        played = self._pass_marks()  # marks queued at the current position (nothing left to play before them)
-        if not self._playing and self._buf:
-            # Start with the prebuffer, or once a frame has waited a prebuffer's time, or when a mark says the
-            # segment is complete. Less than a frame and no mark: keep waiting (no underrun ping-pong).
-            full = len(self._buf) >= fb
-            if self._marks or (
-                full and (len(self._buf) >= self.prebuffer_bytes or self._waited >= self._prebuffer_frames)
-            ):
+        playable = len(self._buf) - len(self._buf) % 2  # an odd trailing byte waits for its other half
+        if not self._playing and playable:
+            # Start once the prebuffer is full, when a mark ends the segment, or once a short segment has
+            # waited a prebuffer's time: a reply shorter than the prebuffer must still play.
+            if playable >= self.prebuffer_bytes or self._marks or self._waited >= self._prebuffer_frames:
                 self._playing = True
             else:
                 self._waited += 1
-        pcm: bytes | None = None
+        real = 0
+        pcm = bytes(fb)
         if self._playing:
-            if len(self._buf) >= fb:
-                pcm = bytes(self._buf[:fb])
-                del self._buf[:fb]
-                self._consumed += fb
-            elif self._buf and self._marks:
-                # Less than a frame up to the next mark: the end of a segment. Play it padded with silence;
-                # data after the mark waits for the next tick.
-                cut = min(len(self._buf), self._marks[0][0] - self._consumed)
-                whole = cut - cut % 2
-                pcm = bytes(self._buf[:whole]) + bytes(fb - whole)
-                del self._buf[:cut]
-                self._consumed += cut
-            else:
-                if self._consumed != self._boundary or self._buf:
+            real = min(playable, fb)
+            pcm = bytes(self._buf[:real]) + bytes(fb - real)
+            del self._buf[:real]
+            self._consumed += real
+            if len(self._buf) < 2:
+                # Ran dry. At a mark the segment simply ended; anywhere else the speech was cut: an underrun.
+                at_mark = bool(self._marks) and self._marks[-1][0] == self._consumed
+                if real < fb and not at_mark:
                     self.underruns += 1
-                self._playing = False
-                self._waited = 0
-        played += self._pass_marks()
-        if pcm is None:
-            return Tick(bytes(fb), False, tuple(played))
-        return Tick(pcm, True, tuple(played))
-
-    def _pass_marks(self) -> list[str]:
+                if real < fb or at_mark:
+                    self._playing = False
+                    self._waited = 0
         played: list[str] = []
         while self._marks and self._marks[0][0] <= self._consumed:
-            pos, name = self._marks.popleft()
-            self._boundary = pos
-            played.append(name)
-        return played
+            played.append(self._marks.popleft()[1])
+        return Tick(pcm, real > 0, tuple(played))
 
 
 # ------------------------------------------------------------------------------------------------ record

@@ -78,15 +78,19 @@ def test_back_to_back_utterances_play_without_a_gap() -> None:
     assert t.played_marks == ("first",)
 
 
-def test_underrun_counted_once_per_dry_spell() -> None:
+def test_underrun_when_speech_runs_dry_mid_segment() -> None:
     pb = PlayoutBuffer(FB, prebuffer_frames=0)
-    pb.write(frames(1) + b"\x05" * 100)
+    pb.write(frames(1) + b"\x05" * 101)  # 50 samples and half of one more
     assert pb.next_frame().active
+    t = pb.next_frame()  # the partial frame plays, padded; no mark follows: the speech was cut
+    assert t.active and t.pcm == b"\x05" * 100 + bytes(FB - 100)
     for _ in range(3):
         t = pb.next_frame()
         assert not t.active and t.pcm == bytes(FB)
     assert pb.underruns == 1
-    assert pb.buffered_bytes == 100  # kept: joins the next chunk
+    assert pb.buffered_bytes == 1  # the odd byte waits for its other half
+    pb.write(b"\x05" + frames(3))
+    assert pb.next_frame().pcm == b"\x05" * 2 + frames(3)[: FB - 2]
 
 
 def test_clear_drops_everything_and_returns_pending_marks() -> None:
