@@ -114,6 +114,10 @@ class LoopbackEslClient:
                 await task
         self.closed.set()
 
+    def send_raw(self, data: bytes) -> None:
+        """Write arbitrary bytes to the agent (tests: malformed input)."""
+        self._write(data)
+
     def commands(self, prefix: str = "") -> list[EslMessage]:
         return [m for m in self.received if (m.command or "").startswith(prefix)]
 
@@ -274,9 +278,7 @@ class LoopbackEslClient:
 
     async def _run_app(self, msg: EslMessage) -> None:
         app = msg.get("execute-app-name")
-        arg = msg.get("execute-app-arg")
-        if not arg and msg.get("content-type").lower() == "text/plain":
-            arg = msg.body.decode("utf-8", errors="replace")  # switch_ivr_parse_event takes the body
+        arg = execute_arg(msg)
         ids = [("Application", app)]
         if arg:
             ids.append(("Application-Data", arg))
@@ -378,6 +380,14 @@ class LoopbackEslClient:
         if self._events_on and "BACKGROUND_JOB" in self._names:
             self._write(fs.frame_event(self._fmt, head, result))
             self.sent_events.append("BACKGROUND_JOB")
+
+
+def execute_arg(msg: EslMessage) -> str:
+    """The application argument as switch_ivr_parse_event reads it: the header, else a text/plain body."""
+    arg = msg.get("execute-app-arg")
+    if not arg and msg.get("content-type").lower() == "text/plain":
+        arg = msg.body.decode("utf-8", errors="replace")
+    return arg
 
 
 def _ms(arg: str) -> float:

@@ -129,6 +129,16 @@ class EslCall:
         except EslConnectionClosed:
             return
 
+    async def bgapi(self, command: str, job_uuid: str | None = None) -> str:
+        """Start a background API job; returns its Job-UUID (the result comes as a BACKGROUND_JOB event)."""
+        job = job_uuid or str(uuidlib.uuid4())
+        reply = await self._command(wire.bgapi(command, job), f"bgapi {command.split(' ', 1)[0]}")
+        return reply.get("Job-UUID", job)
+
+    async def exit(self) -> None:
+        """Ask FreeSWITCH to close the socket (`+OK bye`, then a disconnect-notice)."""
+        await self._command(wire.exit_(), "exit")
+
     async def events(self) -> AsyncIterator[ChannelEvent]:
         while True:
             item = await self._events.get()
