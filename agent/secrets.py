@@ -154,9 +154,25 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Wraps a handler's formatter and scrubs its output: covers formatters that render the traceback from
+    `exc_info` themselves (ignoring the filter's redacted `exc_text`), and anything else they add."""
+
+    def __init__(self, inner: logging.Formatter | None, secrets: Secrets) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._secrets.redact(self.inner.format(record))
+
+
 def install_log_redaction(secrets: Secrets, handlers: Iterable[logging.Handler] | None = None) -> RedactingFilter:
-    """Add one RedactingFilter to the given handlers (default: the root logger's). Call after logging setup."""
+    """Redact on the given handlers (default: the root logger's): a RedactingFilter, and the formatter wrapped
+    in a RedactingFormatter. Call after logging is set up (handlers added later are not covered)."""
     flt = RedactingFilter(secrets)
-    for h in logging.getLogger().handlers if handlers is None else handlers:
+    for h in list(logging.getLogger().handlers if handlers is None else handlers):
         h.addFilter(flt)
+        if not isinstance(h.formatter, RedactingFormatter):
+            h.setFormatter(RedactingFormatter(h.formatter, secrets))
     return flt
