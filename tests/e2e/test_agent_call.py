@@ -107,7 +107,7 @@ async def test_end_call_tool_hangs_up_after_the_goodbye_is_played() -> None:
 
 
 async def test_drain_refuses_new_calls_and_lets_live_ones_finish() -> None:
-    async with running_agent(providers()) as (app, finished):
+    async with running_agent(providers()) as (app, _finished):
         live = LoopbackCall("127.0.0.1", app.esl_port)
         await live.start()
         esl_port = app.esl_port
