@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.pipeline.history import AgentUtterance, History, TranscriptLine
 from storeagent.agent.pipeline.prompts import Phrases
-from storeagent.agent.pipeline.reply import ReplyResult, run_reply
+from storeagent.agent.pipeline.reply import ReplyResult, ReplyTiming, run_reply
 from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd
 from storeagent.agent.pipeline.vad import Vad
 from storeagent.agent.ports import (
@@ -133,6 +133,7 @@ class Conversation:
         self._bg: set[asyncio.Task[None]] = set()
         self._actions_after_reply: list[Transfer | EndCall] = []
         self._audio_suspended = False
+        self._agent_lines: list[tuple[TranscriptLine, AgentUtterance]] = []
         self._uplink_task: asyncio.Task[None] = asyncio.Future()  # type: ignore[assignment]  # set in run()
 
     # ------------------------------------------------------------------ main loop
@@ -149,6 +150,8 @@ class Conversation:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for line, u in self._agent_lines:  # marks are all in now: record what the caller heard
+                line.heard = u.heard_text()
         return self.result
 
     def suspend_audio(self) -> None:
@@ -227,13 +230,18 @@ class Conversation:
         self, prefix: str | None, use_llm: bool, turn: _UserTurn | None
     ) -> ReplyResult | None:
         ack = asyncio.create_task(self._ack_watchdog()) if turn and self._filler else None
+        u = self.history.start_utterance()
+        self._utterance = u
+        line = TranscriptLine("agent", "", at=time.monotonic())
+        self.result.transcript.append(line)
+        self._agent_lines.append((line, u))
         result: ReplyResult | None = None
+        timing = ReplyTiming(started=time.monotonic())
         try:
             result = await run_reply(
-                history=self.history, llm=self.llm if use_llm else _NoLLM(), tts=self.tts,
+                history=self.history, utterance=u, timing=timing, llm=self.llm if use_llm else _NoLLM(), tts=self.tts,
                 tools=self.tools, link=self.link, mark_prefix=f"t{self._turn_no}",
-                on_first_audio=self._on_first_audio, prefix_text=prefix,
-                on_tool=self._on_tool,
+                on_first_audio=self._on_first_audio, prefix_text=prefix, on_tool=self._on_tool,
             )
         except* ProviderError as eg:
             for e in eg.exceptions:
@@ -241,32 +249,33 @@ class Conversation:
                 self.metrics.provider_error(e.provider, e.kind)
                 log.warning("reply failed after fallbacks: %s", e)
             result = await run_reply(
-                history=self.history, llm=_NoLLM(), tts=self.tts, tools=self.tools, link=self.link,
-                mark_prefix=f"t{self._turn_no}e", on_first_audio=self._on_first_audio,
+                history=self.history, utterance=u, llm=_NoLLM(), tts=self.tts, tools=self.tools,
+                link=self.link, mark_prefix=f"t{self._turn_no}e", on_first_audio=self._on_first_audio,
                 prefix_text=self.cfg.phrases.trouble,
             )
         finally:
             if ack:
                 ack.cancel()
-        self._utterance = result.utterance
-        self.result.transcript.append(TranscriptLine("agent", result.utterance.full_text()))
+            line.text = u.full_text()  # also when cancelled by a barge-in: what was sent so far
+            if turn is not None:
+                self._record_latency(turn, timing)
         self._actions_after_reply.extend(result.actions)
-        if turn is not None:
-            t = result.timing
-            lat = TurnLatency(
-                stt_final=turn.final_at - turn.end.detected_at,
-                llm_first_token=(t.llm_first_token - t.started) if t.llm_first_token else None,
-                tts_first_audio=(t.first_audio - t.tts_started) if t.first_audio and t.tts_started else None,
-                voice_to_voice=(t.first_audio - turn.end.last_speech_at) if t.first_audio else None,
-                decision_to_audio=(t.first_audio - turn.end.detected_at) if t.first_audio else None,
-            )
-            self.result.latencies.append(lat)
-            for stage in ("stt_final", "llm_first_token", "tts_first_audio", "voice_to_voice"):
-                v = getattr(lat, stage)
-                if v is not None:
-                    self.metrics.turn_latency(stage, v)
         self._events.put_nowait(_Wake())
         return result
+
+    def _record_latency(self, turn: _UserTurn, t: ReplyTiming) -> None:
+        lat = TurnLatency(
+            stt_final=turn.final_at - turn.end.detected_at,
+            llm_first_token=(t.llm_first_token - t.started) if t.llm_first_token else None,
+            tts_first_audio=(t.first_audio - t.tts_started) if t.first_audio and t.tts_started else None,
+            voice_to_voice=(t.first_audio - turn.end.last_speech_at) if t.first_audio else None,
+            decision_to_audio=(t.first_audio - turn.end.detected_at) if t.first_audio else None,
+        )
+        self.result.latencies.append(lat)
+        for stage in ("stt_final", "llm_first_token", "tts_first_audio", "voice_to_voice"):
+            v = getattr(lat, stage)
+            if v is not None:
+                self.metrics.turn_latency(stage, v)
 
     def _on_first_audio(self, t: float) -> None:
         self._audio_since_clear = True

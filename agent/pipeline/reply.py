@@ -44,13 +44,13 @@ class Speaker:
     """Synthesizes queued clauses in order and streams their audio to the link, each followed by a mark."""
 
     def __init__(self, link: AudioLink, tts: TTSSession, history: History, utterance: AgentUtterance,
-                 mark_prefix: str, on_first_audio: Callable[[float], None]) -> None:
+                 mark_prefix: str, on_first_audio: Callable[[float], None], timing: ReplyTiming) -> None:
         self._link, self._tts, self._history, self._u = link, tts, history, utterance
         self._prefix = mark_prefix
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._on_first_audio = on_first_audio
         self._sent_audio = False
-        self.tts_started: float | None = None
+        self._timing = timing
         self._n = 0
 
     def say(self, clause: str) -> None:
@@ -63,8 +63,8 @@ class Speaker:
         while (clause := await self._queue.get()) is not None:
             mark = f"{self._prefix}.{self._n}"
             self._n += 1
-            if self.tts_started is None:
-                self.tts_started = time.monotonic()
+            if self._timing.tts_started is None:
+                self._timing.tts_started = time.monotonic()
             any_audio = False
             async for pcm in self._tts.synthesize(clause):
                 if not pcm:
@@ -82,6 +82,8 @@ class Speaker:
 async def run_reply(
     *,
     history: History,
+    utterance: AgentUtterance,
+    timing: ReplyTiming | None = None,
     llm: LLM,
     tts: TTSSession,
     tools: Tools,
@@ -91,15 +93,19 @@ async def run_reply(
     on_tool: Callable[[str, str], None] | None = None,
     prefix_text: str | None = None,
 ) -> ReplyResult:
-    """Produce and speak one reply to the conversation so far. Cancel the task to stop it at once."""
-    timing = ReplyTiming(started=time.monotonic())
-    u = history.start_utterance()
+    """Produce and speak one reply to the conversation so far into `utterance` (already in the history).
+
+    Cancel the task to stop it at once; the utterance keeps the clauses that were sent.
+    """
+    timing = timing or ReplyTiming(started=time.monotonic())
+    u = utterance
 
     def first_audio(t: float) -> None:
-        timing.first_audio = t
+        if timing.first_audio is None:
+            timing.first_audio = t
         on_first_audio(t)
 
-    speaker = Speaker(link, tts, history, u, mark_prefix, first_audio)
+    speaker = Speaker(link, tts, history, u, mark_prefix, first_audio, timing)
     result = ReplyResult(u, timing)
     async with asyncio.TaskGroup() as tg:
         speaking = tg.create_task(speaker.run())
@@ -123,7 +129,6 @@ async def run_reply(
         finally:
             speaker.close()
         await speaking
-    timing.tts_started = speaker.tts_started
     return result
 
 
