@@ -245,14 +245,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CLOSED:
         finish(ws, ws->close_code ? ws->close_code : 1006, ws->close_code ? "closed" : "closed without close frame");
         break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* A connection killed while still connecting gets no CONNECTION_ERROR in every lws version. */
+        if (wsi == ws->wsi) finish(ws, -1, ws->closing ? "stopped before connecting" : "connection destroyed");
+        break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* Another thread queued data or asked to close. */
         if (ws->wsi) {
             pthread_mutex_lock(&ws->lock);
             int closing = ws->closing;
             pthread_mutex_unlock(&ws->lock);
-            if (closing && !ws->opened) lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+            /* Still connecting: nothing to flush, close it now (it is not the wsi being serviced here). */
+            if (closing && !ws->opened) lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
             else if (ws->opened) lws_callback_on_writable(ws->wsi);
+            if (closing && !ws->opened) finish(ws, -1, "stopped before connecting");
         }
         break;
     default:
@@ -299,16 +305,24 @@ static void *service_main(void *arg)
 
 /* ---------------------------------------------------------------------------------------------- public */
 static void (*log_emit)(int level, const char *line);
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static int log_configured;
+static void default_log(void)
+{
+    if (!__atomic_load_n(&log_configured, __ATOMIC_ACQUIRE)) lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+}
 static void log_trampoline(int level, const char *line) { if (log_emit) log_emit(level, line); }
 
 void sa_ws_set_log(void (*emit)(int level, const char *line))
 {
     log_emit = emit;
+    __atomic_store_n(&log_configured, 1, __ATOMIC_RELEASE);
     lws_set_log_level(LLL_ERR | LLL_WARN, emit ? log_trampoline : NULL);
 }
 
 static sa_ws_t *create(const sa_ws_config_t *cfg, const sa_ws_handlers_t *h, char *err, size_t errlen)
 {
+    pthread_once(&log_once, default_log); /* lws' default NOTICE lines would flood the host's stderr */
     if (!cfg || !h) { set_err(err, errlen, "config: missing"); return NULL; }
     if (cfg->max_queue_bytes == 0 || cfg->max_text_bytes == 0 || cfg->connect_timeout_s == 0) {
         set_err(err, errlen, "config: queue/text limits and connect timeout must be > 0");
