@@ -11,11 +11,13 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
-
 from storeagent.agent.app import AgentApp, run_until_signalled
 from storeagent.agent.logs import setup_logging
+from storeagent.agent.metrics import AgentMetrics
+from storeagent.agent.secrets import Secrets, install_log_redaction
 from storeagent.agent.settings import AgentSettings
-from storeagent.agent.wiring import build_outbox, build_providers, build_tools_factory
+from storeagent.agent.wiring import build_outbox, build_providers
+
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 log = logging.getLogger("storeagent.agent")
@@ -48,8 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     s.add_argument("--esl-port", type=int, help="ESL port (default 8084)")
     s.add_argument("--http-port", type=int, help="HTTP port (default 8080)")
     s.add_argument("--advertise-host", help="address FreeSWITCH uses for our websocket (default $POD_IP)")
-    s.add_argument("--providers", choices=["config", "offline", "scripted"], default="config",
-                   help="config: as the shop config says (default); offline/scripted: override every stage")
+    s.add_argument("--providers", choices=["config", "offline"], default="config",
+                   help="config: as the shop config says (default); offline: the offline set for every stage")
     s.add_argument("--log-format", choices=["json", "text"])
     return p.parse_args(argv)
 
@@ -70,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
-    providers = build_providers(shop, mode)
+    secrets = Secrets.from_env()
+    install_log_redaction(secrets)
+    metrics = AgentMetrics(shop.store)
+    providers = build_providers(shop, mode, metrics, secrets)
     outbox = await build_outbox(settings, shop)
-    app = AgentApp(settings, shop, providers, build_tools_factory(shop, outbox), on_finished=outbox.on_call_finished)
+    app = AgentApp(settings, shop, providers, outbox.tools_factory(), on_finished=outbox.on_call_finished,
+                   metrics=metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -34,9 +34,10 @@ OnFinished = Callable[[str, CallControl, ConversationOutcome, float], Awaitable[
 
 class AgentApp:
     def __init__(self, settings: AgentSettings, shop: ShopConfig, providers: ProviderSet,
-                 tools_factory: Callable[[CallControl], Tools], *, on_finished: OnFinished | None = None) -> None:
+                 tools_factory: Callable[[CallControl], Tools], *, on_finished: OnFinished | None = None,
+                 metrics: AgentMetrics | None = None) -> None:
         self.settings, self.shop = settings, shop
-        self.metrics = AgentMetrics(shop.store)
+        self.metrics = metrics or AgentMetrics(shop.store)
         self.stats = CallStats(shop.store)
         key = settings.stream_token_key_file.read_bytes().strip() if settings.stream_token_key_file else None
         self.tokens = StreamTokens(key, ttl=settings.stream_token_ttl_s)
