@@ -30,6 +30,7 @@ log = logging.getLogger("storeagent.agent.transport.audio_ws")
 
 WIRE = "audio_ws"
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)  # 1009
 CLOSE_PROTOCOL = 4400
 CLOSE_NO_CALL = 4404
@@ -137,7 +138,7 @@ class WebSocketAudioLink:
 
     async def close(self) -> None:
         """End the call's audio now: queued speech is dropped, the socket is closed with 1000."""
-        await self._shutdown(CLOSE_NORMAL, "call ended")
+        await self.abort(CLOSE_NORMAL, "call ended")
 
     # ---------------------------------------------------------------------------------------- endpoint side
     async def serve(self, attach: Callable[[str, WebSocketAudioLink], Awaitable[bool]]) -> None:
@@ -151,7 +152,7 @@ class WebSocketAudioLink:
                 attached = False
             if not attached:
                 self._protocol_error("unknown_call", "no call is waiting for this uuid")
-                await self._shutdown(CLOSE_NO_CALL, "no call waiting for this uuid")
+                await self.abort(CLOSE_NO_CALL, "no call waiting for this uuid")
                 return
             await self._read_loop()
         finally:
@@ -174,7 +175,7 @@ class WebSocketAudioLink:
             elif msg.type is WSMsgType.TEXT:
                 self._on_text(msg.data)
             elif msg.type is WSMsgType.ERROR:
-                if ws.close_code == CLOSE_TOO_BIG:
+                if getattr(msg.data, "code", None) == CLOSE_TOO_BIG:  # aiohttp's WebSocketError
                     self._protocol_error("oversize_frame", str(msg.data))
                 else:
                     log.info("audio_ws call=%s: connection error: %s", self.uuid, msg.data)
@@ -183,7 +184,7 @@ class WebSocketAudioLink:
                 return
             if self.bad_frames > self._limits.max_bad_frames:
                 self._protocol_error("too_many_bad_frames", f"{self.bad_frames} malformed frames")
-                await self._shutdown(CLOSE_PROTOCOL, "too many malformed frames")
+                await self.abort(CLOSE_PROTOCOL, "too many malformed frames")
                 return
 
     def _on_binary(self, data: bytes) -> None:
@@ -291,7 +292,8 @@ class WebSocketAudioLink:
             log.info("audio_ws call=%s: write failed: %s", self.uuid, e, extra={"call_uuid": self.uuid})
             self._closed = True
 
-    async def _shutdown(self, code: int, message: str) -> None:
+    async def abort(self, code: int, message: str) -> None:
+        """Close with `code`; queued speech is dropped. The endpoint uses it for protocol errors and shutdown."""
         if self._closed and self._ws.closed:
             return
         self._closed = True

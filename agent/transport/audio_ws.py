@@ -19,6 +19,7 @@ closed (4400). An oversized frame closes the connection (1009). Only that connec
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -29,6 +30,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from storeagent.agent.ports import AudioFormat
 from storeagent.agent.transport.audio_link import (
+    CLOSE_GOING_AWAY,
     CLOSE_NO_CALL,
     CLOSE_NORMAL,
     CLOSE_PROTOCOL,
@@ -104,7 +106,10 @@ def make_audio_handler(
     attach: Attach,
     on_protocol_error: OnProtocolError,
     limits: AudioWsLimits = _DEFAULT_LIMITS,
+    live: set[WebSocketAudioLink] | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The endpoint's handler; `live`, if given, holds the links being served (for shutdown)."""
+
     def refuse(uuid: str, reason: str, detail: str) -> None:
         log.warning("audio_ws call=%s refused: %s (%s)", uuid, reason, detail, extra={"call_uuid": uuid})
         with contextlib.suppress(Exception):  # a broken metrics callback must not break the endpoint
@@ -139,7 +144,13 @@ def make_audio_handler(
             return ws
 
         link = WebSocketAudioLink(uuid, fmt, ws, on_protocol_error, limits)
-        await link.serve(attach)
+        if live is not None:
+            live.add(link)
+        try:
+            await link.serve(attach)
+        finally:
+            if live is not None:
+                live.discard(link)
         return ws
 
     return handle
@@ -151,7 +162,7 @@ async def _read_start(ws: web.WebSocketResponse, uuid: str, wait: float) -> Audi
     except TimeoutError:
         raise StartError("start_timeout", f"no start frame within {wait:g} s", CLOSE_START_TIMEOUT) from None
     if msg.type is WSMsgType.ERROR:
-        code = ws.close_code or CLOSE_PROTOCOL
+        code = getattr(msg.data, "code", None) or CLOSE_PROTOCOL  # aiohttp's WebSocketError
         reason = "oversize_frame" if code == CLOSE_TOO_BIG else "ws_error"
         raise StartError(reason, f"websocket error before start: {msg.data}", code)
     if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
@@ -169,12 +180,23 @@ def add_audio_route(
     on_protocol_error: OnProtocolError,
     limits: AudioWsLimits = _DEFAULT_LIMITS,
 ) -> None:
-    """Serve `GET /v1/calls/{uuid}/audio` on `app`."""
-    app.router.add_get(AUDIO_PATH, make_audio_handler(tokens, attach, on_protocol_error, limits))
+    """Serve `GET /v1/calls/{uuid}/audio` on `app`.
+
+    On the app's shutdown, links still open are closed with 1001: aiohttp would otherwise wait its whole
+    shutdown timeout for websocket handlers that only end when their call does. Drain calls before that.
+    """
+    live: set[WebSocketAudioLink] = set()
+
+    async def close_live(_app: web.Application) -> None:
+        await asyncio.gather(*(link.abort(CLOSE_GOING_AWAY, "agent shutting down") for link in list(live)))
+
+    app.on_shutdown.append(close_live)
+    app.router.add_get(AUDIO_PATH, make_audio_handler(tokens, attach, on_protocol_error, limits, live))
 
 
 __all__ = [
     "AUDIO_PATH",
+    "CLOSE_GOING_AWAY",
     "CLOSE_NORMAL",
     "CLOSE_NO_CALL",
     "CLOSE_PROTOCOL",
