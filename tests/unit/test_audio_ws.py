@@ -364,3 +364,84 @@ async def test_garbage_and_oversize_close_only_their_connection(server: Server) 
     await until(lambda: any(m.name == "still-here" for m in good.record.marks))
     await good.close()
     await counter
+
+
+# ------------------------------------------------------------------------------------------------ scheduler
+class SlowSocket:
+    """The server side of a websocket whose peer reads slowly: a binary write blocks until `release`."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+        self.closed = False
+        self.close_code: int | None = None
+        self._gone = asyncio.Event()
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+        self.writing.set()
+        await self.release.wait()
+
+    async def send_str(self, data: str) -> None:
+        self.sent.append(data)
+
+    async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
+        await self._gone.wait()
+        return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None)
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
+        self.closed, self.close_code = True, code
+        self._gone.set()
+        return True
+
+
+async def test_clear_jumps_ahead_of_queued_audio_and_drops_what_was_not_written() -> None:
+    sock = SlowSocket()
+    errors: list[tuple[str, str]] = []
+    link = WebSocketAudioLink(
+        "call-s", AudioFormat(8000), sock, lambda w, r: errors.append((w, r)), AudioWsLimits(downlink_chunk_ms=20)
+    )  # type: ignore[arg-type]  # a stand-in for web.WebSocketResponse
+
+    async def attach(uuid: str, _link: WebSocketAudioLink) -> bool:
+        return True
+
+    serving = asyncio.create_task(link.serve(attach))
+    speech = ramp(10 * FB)
+    await link.send_audio(speech)  # 10 pieces of 20 ms
+    await link.send_mark("m")
+    await asyncio.wait_for(sock.writing.wait(), WAIT)  # the first piece is stuck in a slow write
+    await link.send_clear()
+    uplink = link.uplink()
+    assert await asyncio.wait_for(anext(uplink), WAIT) == MarkReport("m", "cleared")  # never sent: reported here
+    sock.release.set()
+    await until(lambda: len(sock.sent) >= 2)
+    assert sock.sent == [speech[:FB], json.dumps({"type": "clear"})]
+    await link.send_audio(b"\x01\x00" * 160)
+    await until(lambda: len(sock.sent) == 3)
+    assert sock.sent[2] == b"\x01\x00" * 160
+    await link.close()
+    await asyncio.wait_for(serving, WAIT)
+    assert sock.close_code == CLOSE_NORMAL and errors == []
+
+
+async def test_app_shutdown_closes_live_calls_promptly() -> None:
+    app = web.Application()
+    tokens = StreamTokens()
+
+    async def attach(uuid: str, _link: WebSocketAudioLink) -> bool:
+        return True
+
+    add_audio_route(app, tokens=tokens, attach=attach, on_protocol_error=lambda w, r: None)
+    runner = web.AppRunner(app, shutdown_timeout=30.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    client = AudioClient(f"ws://{host}:{port}/v1/calls/c1/audio", uuid="c1", token=tokens.mint("c1"))
+    await client.connect()
+    await until(lambda: len(client.record.caller) >= 3)
+    async with asyncio.timeout(WAIT):  # well under the 30 s shutdown timeout a stuck handler would cost
+        await runner.cleanup()
+        await client.wait_closed()
+    assert client.close_code == 1001
