@@ -125,6 +125,10 @@ class Outbox:
             raise RuntimeError("outbox is closed")
         return self._conn
 
+    def now(self) -> float:
+        """The outbox's clock (unix seconds); schedule retries with it, not with time.time() directly."""
+        return self._clock()
+
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` (on the event loop) after each new item; the deliverer uses it to wake up."""
         self._listeners.append(callback)

@@ -203,7 +203,7 @@ class WebhookDeliverer:
         nxt = await self._outbox.next_due_at()
         timeout = self.policy.idle_recheck_s
         if nxt is not None:
-            timeout = min(timeout, max(0.0, nxt - time.time()))
+            timeout = min(timeout, max(0.0, nxt - self._outbox.now()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -230,7 +230,7 @@ class WebhookDeliverer:
             delay = self.policy.delay(item.attempts + 1, self._rng)
             if retry_after is not None:
                 delay = min(self.policy.max_delay_s, max(delay, retry_after))
-            await self._outbox.mark_retry(item.id, time.time() + delay, error)
+            await self._outbox.mark_retry(item.id, self._outbox.now() + delay, error)
             log.warning(
                 "webhook %s: %s %s not delivered (%s), attempt %d; retry in %.1fs",
                 self._host, item.kind, item.key, error, item.attempts + 1, delay,
