@@ -1,0 +1,255 @@
+"""Reconciliation, free of kopf: parse -> desire -> apply -> dialplan -> status, per shop.
+
+`handlers.py` feeds it kopf's events; the state here is a cache rebuilt on every start (resume handlers),
+never a source of truth: every write is a converging apply or a keyed merge patch, so an operator killed
+mid-reconcile simply reconciles again and creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+from storeagent.operator import dialplan, model, resources, status
+from storeagent.operator.esl import Reloader
+from storeagent.operator.k8s import Api
+from storeagent.operator.settings import Settings
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+EventPoster = Callable[[Obj, str, str, str], None]  # (object ref, type, reason, message)
+
+
+class InvalidSpec(Exception):
+    """Retrying cannot help until the spec changes."""
+
+
+class RetryLater(Exception):
+    def __init__(self, message: str, delay_s: float) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+@dataclass
+class ShopState:
+    namespace: str
+    name: str
+    uid: str = ""
+    shop: resources.Shop | None = None
+    observed: status.Observed = field(default_factory=status.Observed)
+    last_status: Obj | None = None
+    stored_conditions: list[Obj] = field(default_factory=list)
+    deployment_generation: int | None = None  # generation our last apply produced: anything else is a hand edit
+    conflict_signature: tuple[Any, ...] = ()
+    rivals: set[str] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def ref(self) -> Obj:
+        return {"apiVersion": f"{model.GROUP}/{model.VERSION}", "kind": model.KIND,
+                "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid}}
+
+
+def _format_error(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+class Controller:
+    def __init__(self, api: Api, settings: Settings, reloader: Reloader, post_event: EventPoster) -> None:
+        self.api = api
+        self.settings = settings
+        self.reloader = reloader
+        self.post_event = post_event
+        self.shops: dict[str, ShopState] = {}
+        self.claims: Callable[[], Iterable[dialplan.Claim]] = list
+        self._http: aiohttp.ClientSession | None = None
+
+    def state(self, namespace: str, name: str) -> ShopState:
+        key = f"{namespace}/{name}"
+        if key not in self.shops:
+            self.shops[key] = ShopState(namespace, name)
+        return self.shops[key]
+
+    # -- StoreAgent create/update/resume ------------------------------------------------------------------
+    async def reconcile(self, body: Obj) -> None:
+        meta, spec = body["metadata"], body.get("spec") or {}
+        st = self.state(meta["namespace"], meta["name"])
+        st.uid = meta["uid"]
+        st.observed.generation = meta.get("generation")
+        if st.last_status is None:
+            st.stored_conditions = list((body.get("status") or {}).get("conditions") or [])
+        try:
+            parsed = model.parse_spec(spec)
+            if not model.valid_store_name(st.name):
+                raise InvalidSpec(f"metadata.name {st.name!r} must be a DNS-1035 label of at most 52 characters")
+        except ValidationError as e:
+            st.observed.spec_error = _format_error(e)
+        except InvalidSpec as e:
+            st.observed.spec_error = str(e)
+        if st.observed.spec_error is not None:
+            msg = st.observed.spec_error
+            st.shop = None
+            await self.refresh_status(st)
+            self.post_event(st.ref(), "Warning", "InvalidSpec", msg)
+            raise InvalidSpec(msg)
+        st.shop = resources.Shop(st.name, st.namespace, st.uid, parsed)
+        st.observed.numbers = tuple(parsed.phone_numbers)
+        st.observed.replicas_wanted = parsed.scaling.replicas
+        for obj in resources.desired_all(st.shop, self.settings):
+            out = await self.api.apply(obj)
+            if obj["kind"] == "Deployment":
+                st.deployment_generation = out["metadata"].get("generation")
+                self._observe_deployment(st, out)
+        st.observed.reconciled_generation = st.observed.generation
+        await self.sync_dialplan(st, cascade=True)
+        await self.refresh_status(st)
+        if st.observed.dialplan_ok is False:
+            raise RetryLater(st.observed.dialplan_message, 15.0)
+
+    # -- dialplan -------------------------------------------------------------------------------------------
+    def _ownership(self, exclude: str = "") -> dialplan.Ownership:
+        return dialplan.ownership(c for c in self.claims() if c.key != exclude)
+
+    async def sync_dialplan(self, st: ShopState, cascade: bool, exclude: str = "") -> None:
+        if st.shop is None:
+            return
+        async with st.lock:
+            own = self._ownership(exclude)
+            spec = st.shop.spec
+            lost = own.lost_by(st.key, spec.phone_numbers)
+            rivals = own.rivals(st.key, spec.phone_numbers)
+            kept = [n for n in spec.phone_numbers if n not in lost]
+            xml = dialplan.render(
+                namespace=st.namespace, name=st.name, numbers=kept, service_host=st.shop.service_host,
+                esl_port=resources.ESL_PORT, fallback=spec.fallback, bridge_template=self.settings.fallback_bridge,
+                apology=model.DEFAULT_APOLOGY, generation=st.observed.generation or 0)
+            shard = dialplan.configmap_name(dialplan.shard_of(st.namespace, st.name))
+            await self.api.set_dialplan_file(
+                self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,
+                {"app.kubernetes.io/managed-by": resources.MANAGED_BY, "storeagent.dev/dialplan": "true"})
+            result = await self.reloader.reload()
+            o = st.observed
+            o.dialplan_ok = result.ok
+            o.dialplan_reason = ("Reloaded" if self.reloader.configured else "Written") if result.ok else "ReloadFailed"
+            o.dialplan_message = result.message
+            o.lost = {n: [own.owner[n]] for n in lost}
+            o.kept_contested = {n: who for n, who in rivals.items() if n not in lost}
+            previous_rivals, st.rivals = st.rivals, {k for who in rivals.values() for k in who}
+            signature = tuple(sorted((n, tuple(w)) for n, w in rivals.items()))
+            changed = signature != st.conflict_signature
+            st.conflict_signature = signature
+        if changed and rivals:
+            for n, who in sorted(rivals.items()):
+                holder = own.owner[n]
+                verdict = "kept by this shop" if holder == st.key else f"kept by {holder} (claimed first)"
+                msg = f"{n} is also claimed by {', '.join(who)}: {verdict}; never taken over silently"
+                self.post_event(st.ref(), "Warning", "NumberConflict", msg)
+                for other in who:
+                    if (ost := self.shops.get(other)) is not None:
+                        self.post_event(ost.ref(), "Warning", "NumberConflict",
+                                        f"{n} is also claimed by {st.key}: kept by {holder}")
+        if cascade:
+            for other in sorted(previous_rivals | st.rivals):
+                if (ost := self.shops.get(other)) is not None and ost.shop is not None:
+                    await self.sync_dialplan(ost, cascade=False, exclude=exclude)
+                    await self.refresh_status(ost)
+
+    async def recheck(self, st: ShopState) -> None:
+        """Periodic catch-all: re-render when number ownership moved under this shop (a rival came or went)."""
+        if st.shop is None:
+            return
+        own = self._ownership()
+        lost = set(own.lost_by(st.key, st.shop.spec.phone_numbers))
+        contested = own.rivals(st.key, st.shop.spec.phone_numbers)
+        if lost != set(st.observed.lost) or set(contested) != set(st.observed.kept_contested) | lost:
+            await self.sync_dialplan(st, cascade=True)
+        await self.refresh_status(st)
+
+    # -- deletion ---------------------------------------------------------------------------------------------
+    async def delete(self, namespace: str, name: str) -> None:
+        """Finalizer: remove the shop's dialplan and reload before the object goes; children go by GC."""
+        key = f"{namespace}/{name}"
+        st = self.shops.get(key) or ShopState(namespace, name)
+        shard = dialplan.configmap_name(dialplan.shard_of(namespace, name))
+        await self.api.set_dialplan_file(self.settings.freeswitch_namespace, shard,
+                                         dialplan.file_key(namespace, name), None, {})
+        result = await self.reloader.reload()
+        if not result.ok:
+            raise RetryLater(result.message, 10.0)
+        self.shops.pop(key, None)
+        for other in sorted(st.rivals):  # a number this shop held may now go to the next claimant
+            if (ost := self.shops.get(other)) is not None:
+                await self.sync_dialplan(ost, cascade=False, exclude=key)
+                await self.refresh_status(ost)
+
+    # -- Deployment events: readiness and drift --------------------------------------------------------------
+    def _observe_deployment(self, st: ShopState, dep: Obj) -> None:
+        s = dep.get("status") or {}
+        o = st.observed
+        o.replicas = int(s.get("replicas", 0) or 0)
+        o.ready_replicas = int(s.get("readyReplicas", 0) or 0)
+        o.updated_replicas = int(s.get("updatedReplicas", 0) or 0)
+        o.deployment_generation_seen = int(s.get("observedGeneration", 0) or 0) >= int(
+            dep["metadata"].get("generation", 0) or 0)
+
+    async def on_deployment(self, namespace: str, store: str, event_type: str, dep: Obj) -> None:
+        st = self.shops.get(f"{namespace}/{store}")
+        if st is None or st.shop is None:
+            return  # not reconciled by this process yet: its resume handler applies it
+        gone = event_type == "DELETED"
+        foreign = dep["metadata"].get("generation") != st.deployment_generation
+        if gone or (foreign and not dep["metadata"].get("deletionTimestamp")):
+            log.info("deployment %s/%s changed outside the operator (%s): re-applying", namespace, store,
+                     "deleted" if gone else f"generation {dep['metadata'].get('generation')}")
+            dep = await self.api.apply(resources.desired_deployment(st.shop, self.settings))
+            st.deployment_generation = dep["metadata"].get("generation")
+        self._observe_deployment(st, dep)
+        await self.refresh_status(st)
+
+    # -- agent stats -----------------------------------------------------------------------------------------
+    async def poll_stats(self, st: ShopState, pod_ips: list[str]) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        override = self.settings.stats_address_override
+        urls = [f"http://{override}"] if override else [f"http://{ip}:{resources.HTTP_PORT}" for ip in pod_ips]
+        timeout = self.settings.stats_timeout_seconds
+        got = await asyncio.gather(*(status.fetch_stats(self._http, u, timeout) for u in urls))
+        st.observed.totals = status.aggregate([g for g in got if g is not None])
+        await self.refresh_status(st)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    # -- status --------------------------------------------------------------------------------------------
+    async def refresh_status(self, st: ShopState) -> None:
+        """Patch the status only when something other than timestamps changed."""
+        new = status.compose(st.observed)
+        previous = st.last_status if st.last_status is not None else None
+        base = previous["conditions"] if previous is not None else st.stored_conditions
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        full = status.with_transition_times(new, base, now)
+        if previous is not None and status.strip_times(full) == status.strip_times(previous):
+            return
+        await self.api.patch_status(st.namespace, st.name, full)
+        st.last_status = full
+
+
+async def guarded(coro: Awaitable[None], what: str) -> None:
+    try:
+        await coro
+    except Exception:  # a status refresh must never kill a timer or watcher
+        log.exception("%s failed", what)

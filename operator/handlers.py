@@ -1,0 +1,142 @@
+"""Thin kopf wiring: every handler translates a kopf event into one `Controller` call.
+
+Registered on an explicit registry (not import-time decorators) so the settings chosen on the command line
+(timer interval, namespaces) are known when handlers are declared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from storeagent.operator import dialplan, model, resources
+from storeagent.operator.controller import Controller, InvalidSpec, RetryLater, guarded
+from storeagent.operator.esl import Reloader
+from storeagent.operator.k8s import Api, ApiError, load_credentials
+from storeagent.operator.settings import Settings
+
+log = logging.getLogger(__name__)
+SA = (model.GROUP, model.VERSION, model.PLURAL)
+MANAGED = {"app.kubernetes.io/managed-by": resources.MANAGED_BY}
+
+
+def _post_event(ref: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(ref, type=type_, reason=reason, message=message[:1000])  # type: ignore[arg-type]
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: str) -> None:
+    holder: dict[str, Any] = {}
+
+    def ctl() -> Controller:
+        c: Controller = holder["controller"]
+        return c
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, _settings)
+        api = Api(load_credentials(kubeconfig), timeout_s=_settings.request_timeout_s)
+        reloader = Reloader(_settings.freeswitch_esl, _settings.freeswitch_esl_password,
+                            _settings.dialplan_settle_seconds)
+        holder["controller"] = Controller(api, _settings, reloader, _post_event)
+        holder["reloader_task"] = asyncio.create_task(reloader.run(), name="reloadxml")
+
+    _settings = settings
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        task = holder.get("reloader_task")
+        if task is not None:
+            task.cancel()
+        if "controller" in holder:
+            await ctl().close()
+            await ctl().api.close()
+
+    @kopf.index(*SA, registry=registry)
+    def number_claims(**kw: Any) -> dict[str, Any]:
+        namespace, name, uid, spec, meta = kw["namespace"], kw["name"], kw["uid"], kw["spec"], kw["meta"]
+        # A shop being deleted claims nothing: its numbers may pass on to the next claimant.
+        if meta.get("deletionTimestamp"):
+            return {}
+        numbers = spec.get("phoneNumbers") or []
+        claim = dialplan.Claim(namespace, name, str(meta.get("creationTimestamp", "")),
+                               tuple(n for n in numbers if isinstance(n, str)), uid)
+        return {"all": claim}
+
+    @kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)
+    def agent_pods(**kw: Any) -> dict[Any, Any]:
+        namespace, labels, status = kw["namespace"], kw["labels"], kw["status"]
+        store = labels.get(resources.STORE_LABEL)
+        if not store:
+            return {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        return {(namespace, store): (status.get("podIP") or "", ready)}
+
+    def bind(number_claims: kopf.Index[str, dialplan.Claim]) -> Controller:
+        c = ctl()
+        c.claims = lambda: list(number_claims.get("all", []))
+        return c
+
+    @kopf.on.resume(*SA, registry=registry)
+    @kopf.on.create(*SA, registry=registry)
+    @kopf.on.update(*SA, registry=registry)
+    async def reconcile(**kw: Any) -> None:
+        try:
+            await bind(kw["number_claims"]).reconcile(dict(kw["body"]))
+        except InvalidSpec as e:
+            raise kopf.PermanentError(str(e)) from e
+        except RetryLater as e:
+            raise kopf.TemporaryError(str(e), delay=e.delay_s) from e
+        except ApiError as e:
+            if e.retryable:
+                raise kopf.TemporaryError(str(e), delay=5) from e
+            raise kopf.PermanentError(str(e)) from e
+
+    @kopf.on.delete(*SA, registry=registry)
+    async def delete(**kw: Any) -> None:
+        try:
+            await bind(kw["number_claims"]).delete(kw["namespace"], kw["name"])
+        except (RetryLater, ApiError) as e:
+            raise kopf.TemporaryError(str(e), delay=5) from e
+
+    @kopf.timer(*SA, interval=settings.stats_interval_seconds, initial_delay=1.0, registry=registry)
+    async def stats(**kw: Any) -> None:
+        namespace, name, agent_pods = kw["namespace"], kw["name"], kw["agent_pods"]
+        c = bind(kw["number_claims"])
+        st = c.shops.get(f"{namespace}/{name}")
+        if st is None or st.shop is None:
+            return
+        ips = [ip for ip, ready in agent_pods.get((namespace, name), []) if ready and ip]
+        await guarded(c.recheck(st), f"recheck {namespace}/{name}")
+        await guarded(c.poll_stats(st, ips), f"stats {namespace}/{name}")
+
+    @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry)
+    async def deployment_event(**kw: Any) -> None:
+        store, event_type, namespace = kw["labels"].get(resources.STORE_LABEL), kw["type"], kw["namespace"]
+        if not store or event_type is None:  # None: the initial listing, handled by resume
+            return
+        await guarded(bind(kw["number_claims"]).on_deployment(namespace, store, event_type, dict(kw["body"])),
+                      f"deployment {namespace}/{store}")
+
+
+def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
+    """kopf settings; why each matters is in docs/operator.md ("Watch stalls")."""
+    # A watch that silently stops delivering events is the classic kopf failure: bound it from both sides.
+    s.watching.server_timeout = settings.watch_server_timeout_s
+    s.watching.client_timeout = settings.watch_client_timeout_s
+    s.watching.connect_timeout = 30
+    s.watching.reconnect_backoff = 1.0
+    s.networking.request_timeout = settings.request_timeout_s
+    s.networking.connect_timeout = 30
+    # Our own annotations/finalizer names, so nothing is written under another project's prefix.
+    s.persistence.finalizer = "storeagent.dev/dialplan"
+    s.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="storeagent.dev")
+    s.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="storeagent.dev", key="last-handled-configuration")
+    s.posting.level = logging.INFO
+    s.batching.worker_limit = 64  # bound concurrent object workers (memory) at 1,000+ shops
+    if settings.peering_name:
+        s.peering.name = settings.peering_name
+        s.peering.mandatory = True
+        s.peering.clusterwide = not settings.namespaces

@@ -1,0 +1,215 @@
+"""The StoreAgent resource: one pydantic model is both the operator's parser and the CRD schema's source.
+
+`crdgen.py` turns `StoreAgentSpec`/`StoreAgentStatus` into `crds/` (drift-checked by a unit test). Admission
+rules the OpenAPI schema cannot say are CEL rules attached here (`x-kubernetes-validations`); the operator
+re-validates with pydantic anyway, so a spec written before a rule existed still gets a clear condition.
+Shop fields are the agent's own models from `storeagent.shop`, so the ConfigMap the agent loads cannot drift
+from what the API server accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from storeagent.shop import (
+    E164,
+    Model,
+    Providers,
+    ShopConfig,
+    ShopProfile,
+    TransferConfig,
+    WebhookConfig,
+)
+
+GROUP = "storeagent.dev"
+VERSION = "v1alpha1"
+PLURAL = "storeagents"
+KIND = "StoreAgent"
+SHORT_NAMES = ["stag"]  # not "sa": ServiceAccounts own it
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+# What a FreeSWITCH `playback` may be given: a sound path, a tone_stream:// or say: spec. No whitespace,
+# quotes or angle brackets, so nothing can break out of the dialplan action (the XML is escaped anyway).
+PLAYBACK_RE = r"^[A-Za-z0-9_./:%(),=$@{}+#-]{1,256}$"
+DEFAULT_APOLOGY = "ivr/ivr-please_try_again_later.wav"
+
+
+def _cel(rule: str, message: str, field_path: str = "", reason: str = "FieldValueInvalid") -> dict[str, str]:
+    out = {"rule": rule, "message": message, "reason": reason}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+PhoneNumber = E164
+
+
+class Fallback(Model):
+    """What FreeSWITCH does when the agent cannot take the call (unreachable, or died mid-call)."""
+
+    forward_to: PhoneNumber | None = Field(
+        default=None, description="Bridge the caller to this number (the owner's phone), E.164."
+    )
+    playback: str | None = Field(
+        default=None,
+        pattern=PLAYBACK_RE,
+        description="Sound played (then hang up) when there is no forwardTo or the forward fails.",
+    )
+
+
+class SecretRef(Model):
+    """Secret in the shop's namespace holding provider keys (DEEPGRAM_API_KEY, OPENAI_API_KEY, ELEVENLABS_API_KEY)."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_LABEL)
+
+
+class Scaling(Model):
+    replicas: int = Field(default=1, ge=0, le=50, description="Agent pods (0 parks the shop on its fallback).")
+    max_calls_per_pod: int = Field(default=20, ge=1, le=500, description="Concurrent calls one pod accepts.")
+
+
+class ResourceList(Model):
+    cpu: str | None = Field(default=None, pattern=QUANTITY)
+    memory: str | None = Field(default=None, pattern=QUANTITY)
+
+
+class Resources(Model):
+    """Pod resources; limits must not be below requests (checked at admission)."""
+
+    requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="250m", memory="256Mi"))
+    limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="512Mi"))
+
+
+class ImageOverride(Model):
+    repository: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[a-z0-9][a-z0-9./_:-]*$")
+    tag: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+
+
+class StoreAgentSpec(Model):
+    """A shop: what its agent knows and says, which numbers reach it, and how it runs."""
+
+    phone_numbers: list[PhoneNumber] = Field(min_length=1, max_length=20, description="DIDs routed to this shop.")
+    language: str = Field(default="en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    profile: ShopProfile
+    providers: Providers = Field(default_factory=Providers)
+    secret_ref: SecretRef | None = None
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    webhook: WebhookConfig | None = None
+    fallback: Fallback = Field(default_factory=lambda: Fallback(playback=DEFAULT_APOLOGY))
+    max_call_seconds: int = Field(default=600, ge=30, le=3600)
+    silence_reprompt_seconds: float = Field(default=8.0, ge=2.0, le=60.0)
+    scaling: Scaling = Field(default_factory=Scaling)
+    resources: Resources = Field(default_factory=Resources)
+    image: ImageOverride = Field(default_factory=ImageOverride)
+
+    @model_validator(mode="after")
+    def _unique_numbers(self) -> StoreAgentSpec:
+        seen: set[str] = set()
+        for n in self.phone_numbers:
+            if n in seen:
+                raise ValueError(f"phoneNumbers: {n} is listed twice")
+            seen.add(n)
+        return self
+
+    def shop_config(self, store: str) -> ShopConfig:
+        """The agent's config (ConfigMap `shop.yaml`): the shop fields, operator-only fields left out."""
+        return ShopConfig(
+            store=store,
+            language=self.language,
+            phone_numbers=list(self.phone_numbers),
+            profile=self.profile,
+            providers=self.providers,
+            transfer=self.transfer,
+            webhook=self.webhook,
+            max_call_seconds=self.max_call_seconds,
+            silence_reprompt_seconds=self.silence_reprompt_seconds,
+        )
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int | None = None
+
+
+class LatencySummary(Model):
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+
+class StoreAgentStatus(Model):
+    observed_generation: int | None = None
+    phone_numbers: str = Field(default="", description="The numbers, comma separated (printer column).")
+    replicas: int = 0
+    ready_replicas: int = 0
+    calls_active: int = 0
+    calls_total: int = 0
+    voice_to_voice: LatencySummary = Field(default_factory=LatencySummary)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+# CEL rules attached to named schema objects by crdgen (models reused from storeagent.shop cannot carry
+# them without importing operator concerns into the agent's module).
+CEL_RULES: dict[str, list[dict[str, str]]] = {
+    "TimeRange": [_cel("self.close > self.open", "close must be after open (split overnight ranges)", ".close")],
+    "Fallback": [
+        _cel(
+            "has(self.forwardTo) || has(self.playback)",
+            "fallback needs forwardTo or playback: a caller must never hear dead air",
+            reason="FieldValueRequired",
+        )
+    ],
+    "Resources": [
+        _cel(
+            "!has(self.requests.cpu) || !has(self.limits.cpu) || "
+            "quantity(self.limits.cpu).compareTo(quantity(self.requests.cpu)) >= 0",
+            "limits.cpu must not be below requests.cpu",
+            ".limits.cpu",
+        ),
+        _cel(
+            "!has(self.requests.memory) || !has(self.limits.memory) || "
+            "quantity(self.limits.memory).compareTo(quantity(self.requests.memory)) >= 0",
+            "limits.memory must not be below requests.memory",
+            ".limits.memory",
+        ),
+    ],
+    "StoreAgentSpec": [
+        _cel(
+            "!has(self.transfer) || !has(self.transfer.staffNumbers) || "
+            "self.transfer.staffNumbers.all(n, !(n in self.phoneNumbers))",
+            "transfer.staffNumbers must not contain the shop's own phoneNumbers (the call would loop)",
+            ".transfer.staffNumbers",
+        ),
+        _cel(
+            "!has(self.fallback) || !has(self.fallback.forwardTo) || !(self.fallback.forwardTo in self.phoneNumbers)",
+            "fallback.forwardTo must not be one of the shop's own phoneNumbers (the call would loop)",
+            ".fallback.forwardTo",
+        ),
+    ],
+}
+
+# Rules on the whole object (they may read metadata.name).
+ROOT_CEL_RULES = [
+    _cel(
+        "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "metadata.name must be a DNS-1035 label of at most 52 characters (it names the shop's Service)",
+        reason="FieldValueInvalid",
+    )
+]
+
+
+def parse_spec(spec: dict[str, Any]) -> StoreAgentSpec:
+    """Validate a spec as the API server stored it; raises pydantic.ValidationError naming the field."""
+    return StoreAgentSpec.model_validate(spec)
+
+
+def valid_store_name(name: str) -> bool:
+    return len(name) <= 52 and re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name) is not None

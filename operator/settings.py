@@ -1,0 +1,103 @@
+"""The operator's one settings object: built once from argv/env in `__main__`, passed down explicitly."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+from storeagent import __version__ as _version
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Agent image when a shop sets no override; the tag follows the operator's own release.
+    image_repository: str = "ghcr.io/storeagent/agent"
+    image_tag: str = _version
+    image_pull_policy: str = "IfNotPresent"
+    # Secret (in each shop's namespace) holding the per-call stream-token key, mounted read-only into agents.
+    stream_token_secret: str = "storeagent-stream-token"
+    # Namespace FreeSWITCH runs in: dialplan ConfigMaps live there, NetworkPolicies admit its pods.
+    freeswitch_namespace: str = "storeagent-system"
+    freeswitch_pod_labels: dict[str, str] = field(
+        default_factory=lambda: {"app.kubernetes.io/name": "freeswitch"}
+    )
+    # Who else may reach agent pods: Prometheus (scrape /metrics) and the operator (GET /v1/stats).
+    prometheus_namespace_labels: dict[str, str] = field(
+        default_factory=lambda: {"storeagent.dev/prometheus": "true"}
+    )
+    operator_namespace: str = "storeagent-system"
+    operator_pod_labels: dict[str, str] = field(
+        default_factory=lambda: {"app.kubernetes.io/name": "storeagent-operator"}
+    )
+    # FreeSWITCH inbound ESL endpoints to send `reloadxml` to; a headless Service name resolves to every pod.
+    # Empty: dialplans are written but no reload is sent (DialplanSynced says so).
+    freeswitch_esl: tuple[str, ...] = ()
+    freeswitch_esl_password: str = "ClueCon"
+    # kubelet refreshes mounted ConfigMaps about once a minute: reload again after this long so FreeSWITCH
+    # reads the files that were still in flight at the first reload.
+    dialplan_settle_seconds: float = 90.0
+    # FreeSWITCH bridge string for fallback.forwardTo; {number} is the E.164 number.
+    fallback_bridge: str = "sofia/gateway/carrier/{number}"
+    # Seconds between /v1/stats polls of each shop's pods (status is patched only when it changed).
+    stats_interval_seconds: float = 15.0
+    stats_timeout_seconds: float = 2.0
+    # Stats are fetched from the pod IP; tests point this at a local agent with "host:port".
+    stats_address_override: str = ""
+    # kopf watch settings against the known silent watch stalls (see docs/operator.md).
+    watch_server_timeout_s: int = 300
+    watch_client_timeout_s: int = 330
+    request_timeout_s: float = 30.0
+    peering_name: str = ""  # non-empty: kopf peering so only one of several replicas reconciles
+    namespaces: tuple[str, ...] = ()  # empty: cluster-wide
+    liveness_endpoint: str = ""
+
+
+def _labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"label selector {part!r} must be key=value")
+        out[key] = value
+    return out
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    env = dict(os.environ if env is None else env)
+    d = Settings()
+    p = argparse.ArgumentParser(prog="storeagent operator run", description="Run the StoreAgent operator.")
+    p.add_argument("--kubeconfig", default=env.get("KUBECONFIG", ""), help="default: in-cluster config")
+    p.add_argument("--image-repository", default=env.get("STOREAGENT_AGENT_IMAGE", d.image_repository))
+    p.add_argument("--image-tag", default=env.get("STOREAGENT_AGENT_TAG", d.image_tag))
+    p.add_argument("--stream-token-secret", default=d.stream_token_secret)
+    p.add_argument("--freeswitch-namespace", default=env.get("STOREAGENT_FS_NAMESPACE", d.freeswitch_namespace))
+    p.add_argument("--operator-namespace", default=env.get("POD_NAMESPACE", d.operator_namespace))
+    p.add_argument("--freeswitch-esl", default=env.get("STOREAGENT_FS_ESL", ""),
+                   help="comma-separated host:port of FreeSWITCH inbound ESL")
+    p.add_argument("--dialplan-settle-seconds", type=float, default=d.dialplan_settle_seconds)
+    p.add_argument("--fallback-bridge", default=d.fallback_bridge)
+    p.add_argument("--stats-interval", type=float, default=d.stats_interval_seconds)
+    p.add_argument("--stats-address-override", default="", help=argparse.SUPPRESS)
+    p.add_argument("--peering", default="", help="kopf peering name; set when running more than one replica")
+    p.add_argument("--namespace", action="append", default=[], help="watch only these (default: all)")
+    p.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--verbose", action="store_true")
+    a = p.parse_args(argv)
+    s = Settings(
+        image_repository=a.image_repository,
+        image_tag=a.image_tag,
+        stream_token_secret=a.stream_token_secret,
+        freeswitch_namespace=a.freeswitch_namespace,
+        operator_namespace=a.operator_namespace,
+        freeswitch_esl=tuple(x.strip() for x in a.freeswitch_esl.split(",") if x.strip()),
+        freeswitch_esl_password=env.get("STOREAGENT_FS_ESL_PASSWORD", d.freeswitch_esl_password),
+        dialplan_settle_seconds=a.dialplan_settle_seconds,
+        fallback_bridge=a.fallback_bridge,
+        stats_interval_seconds=a.stats_interval,
+        stats_address_override=a.stats_address_override,
+        peering_name=a.peering,
+        namespaces=tuple(a.namespace),
+        liveness_endpoint=a.liveness,
+    )
+    return s, a
