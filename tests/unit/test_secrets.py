@@ -114,10 +114,10 @@ def test_no_key_in_logs(captured: tuple[logging.Logger, io.StringIO]) -> None:
 
 def test_filter_redacts_record_fields_for_any_formatter(secrets: Secrets) -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "key=%s", (DG,), None)
-    record.extra_field = f"token {WH}"
+    setattr(record, "extra_field", f"token {WH}")  # noqa: B010
     assert RedactingFilter(secrets).filter(record)
     assert record.getMessage() == "key=****"
-    assert record.extra_field == "token ****"
+    assert getattr(record, "extra_field") == "token ****"  # noqa: B009
 
 
 def test_no_key_in_metrics_or_stats_payload(secrets: Secrets) -> None:
