@@ -151,6 +151,18 @@ class CallRecord:
     def playout_time(self, index: int) -> float | None:
         return self.playout_times[index] if 0 <= index < len(self.playout_times) else None
 
+    def barge_in_stop(self, onset_tick: int) -> float | None:
+        """Seconds from the caller's speech onset (sent with uplink tick `onset_tick`) until the agent's speech
+        stopped: the first playout tick after the first clear that came after the onset. None: no clear."""
+        if not 0 <= onset_tick < len(self.uplink_times):
+            return None
+        onset = self.uplink_times[onset_tick]
+        for clear in self.clears:
+            if clear.received_at >= onset:
+                stopped = self.playout_time(clear.frame_index)
+                return (stopped if stopped is not None else clear.received_at) - onset
+        return None
+
     def write_wav(self, path: str | Path) -> Path:
         """Stereo 16-bit WAV: caller on the left, agent (as played) on the right, sample-aligned by tick."""
         n = max(len(self.caller), len(self.agent))

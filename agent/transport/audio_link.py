@@ -35,7 +35,7 @@ CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)  # 1009
 CLOSE_PROTOCOL = 4400
 CLOSE_NO_CALL = 4404
 CLOSE_START_TIMEOUT = 4408
-MAX_MARK_NAME = 128
+MAX_MARK_NAME = 255  # bytes of UTF-8: mod_storeagent keeps names in a 256-byte buffer (SA_MARK_NAME_MAX)
 
 OnProtocolError = Callable[[str, str], None]
 
@@ -122,8 +122,8 @@ class WebSocketAudioLink:
         self._wake.set()
 
     async def send_mark(self, name: str) -> None:
-        if not name or len(name) > MAX_MARK_NAME:
-            raise ValueError(f"mark name: must be 1..{MAX_MARK_NAME} characters, got {len(name)}")
+        if not name or len(name.encode()) > MAX_MARK_NAME or "\x00" in name:
+            raise ValueError(f"mark name: must be 1..{MAX_MARK_NAME} UTF-8 bytes without NUL, got {name[:40]!r}")
         if self._closed:
             return
         self._out.append(_Mark(name))

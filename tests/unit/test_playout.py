@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from storeagent.agent.loopback.playout import CallRecord, PlayoutBuffer
+from storeagent.agent.loopback.playout import CallRecord, ClearRecord, PlayoutBuffer
 
 FB = 320  # 20 ms at 8 kHz
 
@@ -125,3 +125,12 @@ def test_stereo_wav_caller_left_agent_right(tmp_path: Path) -> None:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (2, 2, 8000, 320)
         data = np.frombuffer(w.readframes(320), dtype="<i2").reshape(-1, 2)
     assert list(data[0]) == [1, 3] and list(data[160]) == [2, 0]
+
+
+def test_barge_in_stop_from_onset_to_first_silent_tick() -> None:
+    rec = CallRecord(8000)
+    rec.uplink_times = [10.0 + 0.02 * k for k in range(20)]
+    rec.playout_times = list(rec.uplink_times)
+    rec.clears = [ClearRecord(received_at=10.125, frame_index=7, dropped_bytes=640, marks_cleared=("m",))]
+    assert rec.barge_in_stop(3) == pytest.approx(10.14 - 10.06)
+    assert rec.barge_in_stop(10) is None  # no clear after that onset
