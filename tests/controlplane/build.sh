@@ -56,5 +56,15 @@ for t in "${targets[@]}"; do
     mv "$out/$name.tmp" "$out/$name"
     echo "controlplane: built $name in $((SECONDS - t0)) s" >&2
 done
+# kwok ships no stages built in: take the "fast" node/pod lifecycle and the lease heartbeat from the pinned
+# module (node heartbeats keep the node-lifecycle controller from evicting the fake pods).
+if [[ ! -s "$out/kwok-stages.yaml" ]]; then
+    stages="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+        echo "---"; cat "$stages/$f"
+    done >"$out/kwok-stages.yaml.tmp"
+    mv "$out/kwok-stages.yaml.tmp" "$out/kwok-stages.yaml"
+fi
 echo "controlplane: all binaries ready after $((SECONDS - start)) s" >&2
 echo "$out"
