@@ -43,7 +43,8 @@ def ensure_built(quiet: bool = False) -> Path:
         return bin_dir
     if shutil.which("go") is None:
         raise RuntimeError("the test control plane must be built from source but `go` is not on PATH")
-    out = subprocess.run([str(BUILD)], check=True, stdout=subprocess.PIPE, stderr=None if not quiet else subprocess.DEVNULL,
+    quiet_err = subprocess.DEVNULL if quiet else None
+    out = subprocess.run([str(BUILD)], check=True, stdout=subprocess.PIPE, stderr=quiet_err,
                          text=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
@@ -124,7 +125,8 @@ class ControlPlane:
         self.api_port = free_port()
         p = self.pki
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_doc(
-            self.api_url, p / "ca.crt", {"client-certificate": str(p / "admin.crt"), "client-key": str(p / "admin.key")})))
+            self.api_url, p / "ca.crt",
+            {"client-certificate": str(p / "admin.crt"), "client-key": str(p / "admin.key")})))
         self._spawn("etcd", [
             "--name=default", f"--data-dir={self.workdir / 'etcd'}",
             f"--listen-client-urls=http://127.0.0.1:{etcd_port}", f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
