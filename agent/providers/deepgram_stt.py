@@ -97,7 +97,10 @@ def classify_connect_error(exc: BaseException) -> ProviderError:
 
 
 def classify_close(code: int | None, reason: str) -> ProviderError:
-    """The server closed the stream: 1008 is bad audio (DATA-0000, would fail again), others may recover."""
+    """The server closed the stream: 1008 is bad audio (DATA-0000, would fail again), others may recover;
+    no close frame at all (code None) is a lost connection."""
+    if code is None:
+        return ProviderError(NAME, "connect", "connection lost", retryable=True)
     if code == 1008:
         return ProviderError(NAME, "bad_request", f"closed 1008: {reason[:80]}", retryable=False)
     return ProviderError(NAME, "server", f"closed {code}: {reason[:80]}", retryable=True)

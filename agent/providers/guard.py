@@ -118,6 +118,12 @@ class Breakers:
         return self._by_name[provider]
 
 
+def worth_retry(err: ProviderError) -> bool:
+    """Retry only what may succeed *soon*: a provider that just timed out would eat the caller's silence
+    budget a second time, so a timeout moves straight to the fallback."""
+    return err.retryable and err.kind != "timeout"
+
+
 def as_provider_error(provider: str, exc: BaseException) -> ProviderError:
     """Any failure as a ProviderError; a bug in an adapter is not retried (it would fail the same way)."""
     if isinstance(exc, ProviderError):
@@ -166,7 +172,7 @@ class Chain:
                 raise
             except Exception as exc:  # every provider failure is classified, none escapes unreported
                 err = self.failed(provider, exc)
-                if not err.retryable or attempt == self.retry.attempts or not self.breakers[provider].allow():
+                if not worth_retry(err) or attempt == self.retry.attempts or not self.breakers[provider].allow():
                     raise err from exc
                 await asyncio.sleep(delay)
                 delay *= 2

@@ -39,6 +39,7 @@ from storeagent.agent.providers.guard import (
     aclose_quietly,
     as_provider_error,
     next_within,
+    worth_retry,
 )
 
 __all__ = [
@@ -102,7 +103,7 @@ class FallbackLLM:
                     closer = getattr(it, "aclose", None)
                     if closer is not None:
                         await aclose_quietly(closer)
-                if produced or not last.retryable or attempt == self.chain.retry.attempts:
+                if produced or not worth_retry(last) or attempt == self.chain.retry.attempts:
                     break
                 if not self.chain.breakers[provider.name].allow():
                     break

@@ -43,13 +43,14 @@ class FakeDeepgram:
     slow_seconds: float = 5.0
     idle_timeout: float = 10.0
     sessions: list[Session] = field(default_factory=list)
+    attempts: int = 0  # requests / handshakes, refused ones included
     url: str = ""
     _runner: web.AppRunner | None = None
 
     async def start(self) -> FakeDeepgram:
         app = web.Application()
         app.router.add_get("/v1/listen", self._listen)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)  # stalled handlers must not hold teardown
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -67,6 +68,7 @@ class FakeDeepgram:
         return web.json_response(body, status=status, headers={"dg-error": msg})
 
     async def _listen(self, request: web.Request) -> web.StreamResponse:
+        self.attempts += 1
         if self.behaviour == "rate_limit":
             return self._error(429, "TOO_MANY_REQUESTS", "Too many requests. Please try again later.")
         if self.behaviour == "server_error":

@@ -36,13 +36,14 @@ class FakeOpenAI:
     behaviour: str = "ok"
     slow_seconds: float = 5.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0  # requests / handshakes, refused ones included
     url: str = ""  # base URL for the SDK, ending in /v1
     _runner: web.AppRunner | None = None
 
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)  # stalled handlers must not hold teardown
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -60,6 +61,7 @@ class FakeOpenAI:
         return web.json_response(body, status=status, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        self.attempts += 1
         if self.behaviour == "rate_limit":
             return self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
         if self.behaviour == "server_error":
@@ -74,6 +76,14 @@ class FakeOpenAI:
         reply = self.replies[min(len(self.requests) - 1, len(self.replies) - 1)]
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
+        try:
+            await self._stream(request, resp, body, reply)
+        except ConnectionResetError:  # the client gave up (timeout test): nothing left to send
+            pass
+        return resp
+
+    async def _stream(self, request: web.Request, resp: web.StreamResponse, body: dict[str, Any],
+                      reply: str | ToolReply) -> None:
         if self.behaviour == "slow":
             await asyncio.sleep(self.slow_seconds)
         chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body["model"]
@@ -89,7 +99,7 @@ class FakeOpenAI:
             await resp.write(b"data: {\"id\": \"x\", \"object\": \"chat.completion.chunk\", \"choi")
             assert request.transport is not None
             request.transport.abort()
-            return resp
+            return
         if isinstance(reply, str):
             for word in reply.split(" "):
                 await send({"content": word + " " if word != reply.split(" ")[-1] else word})
@@ -104,4 +114,3 @@ class FakeOpenAI:
             await send({}, "tool_calls")
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
-        return resp

@@ -1,0 +1,193 @@
+"""Builds a shop's STT / LLM / TTS from `ShopConfig.providers` and the process's secrets.
+
+Each stage becomes a Fallback* chain: the configured provider, its `fallbacks` in order, then the offline set
+(always last, it needs no network nor key). A cloud provider whose key is not configured is left out with a
+warning: the shop still answers, offline. Keys come only from `Secrets` (environment or `*_FILE` mounts) and
+are handed to the SDK clients, never stored elsewhere.
+
+Language matters for the offline set: pocketsphinx and piper ship English models only, so a Korean shop's
+STT chain has no offline member (the call moves to the shop's fallback if Deepgram is down) and its offline
+TTS is espeak-ng's Korean voice; its offline LLM is a scripted apology offering a message, because the
+deterministic answerer speaks English.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from storeagent.agent.errors import ConfigError
+from storeagent.agent.ports import LLM, STT, TTS, CallMetrics, ProviderSet
+from storeagent.agent.providers.deepgram_stt import DeepgramSTT
+from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
+from storeagent.agent.providers.openai_llm import OpenAILLM
+from storeagent.agent.providers.resilience import (
+    Breakers,
+    Chain,
+    FallbackLLM,
+    FallbackSTT,
+    FallbackTTS,
+    RetryPolicy,
+    StageTimeouts,
+)
+from storeagent.agent.secrets import Secret, Secrets
+
+from storeagent.shop import ProviderChoice, ShopConfig
+
+log = logging.getLogger(__name__)
+P = TypeVar("P")
+
+KEY_VARS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY"}
+STAGE_PROVIDERS = {"stt": ("offline", "scripted", "deepgram"), "llm": ("offline", "scripted", "openai"),
+                   "tts": ("offline", "scripted", "elevenlabs")}
+DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # ElevenLabs' premade "Rachel"; multilingual models speak Korean with it
+TAKE_A_MESSAGE = {
+    "en": "I'm sorry, I can't look that up right now. I can take a message for the owner, who will call you back.",
+    "ko": "죄송합니다. 지금은 확인이 어렵습니다. 사장님께 메시지를 남겨 드리면 다시 연락드리겠습니다.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceSettings:
+    """Per-stage timeouts (seconds) and the retry/breaker policy, sized for < 1.5 s of silence after a turn.
+
+    STT first_result: a final transcript this long after the turn ended; LLM: the first token; TTS: the first
+    audio of a clause. One quick retry for retryable errors; a provider failing 3 times in a row is skipped
+    for 30 s by every call of the process.
+    """
+
+    stt: StageTimeouts = field(default_factory=lambda: StageTimeouts(connect=2.0, first_result=1.0, stall=5.0))
+    llm: StageTimeouts = field(default_factory=lambda: StageTimeouts(connect=2.0, first_result=1.2, stall=3.0))
+    tts: StageTimeouts = field(default_factory=lambda: StageTimeouts(connect=2.0, first_result=0.8, stall=2.0))
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=2, backoff=0.1))
+    breaker_failures: int = 3
+    breaker_reset_seconds: float = 30.0
+
+
+@dataclass(slots=True)
+class OfflineProviders:
+    """The last members of each chain; `default_offline` builds them from the shop, tests pass their own."""
+
+    stt: list[STT] = field(default_factory=list)
+    llm: list[LLM] = field(default_factory=list)
+    tts: list[TTS] = field(default_factory=list)
+
+
+def default_offline(shop: ShopConfig) -> OfflineProviders:
+    # Imported here: loading the offline engines' modules pulls pocketsphinx/piper, which a cloud-only test
+    # or a shop that never falls back should not pay for at import time.
+    from storeagent.agent.providers.answerer import ShopAnswerer
+    from storeagent.agent.providers.offline_stt import PocketsphinxSTT
+    from storeagent.agent.providers.offline_tts import EspeakTTS, PiperTTS
+    from storeagent.agent.providers.scripted import ScriptedLLM
+    from storeagent.agent.store.knowledge import caller_phrases
+
+    if primary_language(shop.language) == "en":
+        return OfflineProviders(stt=[PocketsphinxSTT(caller_phrases(shop.profile))],
+                                llm=[ShopAnswerer(shop.profile)], tts=[PiperTTS(), EspeakTTS()])
+    line = TAKE_A_MESSAGE.get(primary_language(shop.language), TAKE_A_MESSAGE["en"])
+    return OfflineProviders(stt=[], llm=[ScriptedLLM(line, name="offline")], tts=[EspeakTTS()])
+
+
+def primary_language(language: str) -> str:
+    return language.split("-")[0].lower()
+
+
+def _key(secrets: Secrets, provider: str) -> Secret | None:
+    secret = secrets.get(KEY_VARS[provider])
+    if secret is None:
+        log.warning("%s is configured but %s (or %s_FILE) is not set: left out of the chain",
+                    provider, KEY_VARS[provider], KEY_VARS[provider])
+    return secret
+
+
+def _choices(stage: str, choice: ProviderChoice) -> list[tuple[str, ProviderChoice]]:
+    """The configured provider then its fallbacks (depth-first), each tagged with its config path."""
+    out: list[tuple[str, ProviderChoice]] = []
+
+    def walk(path: str, c: ProviderChoice) -> None:
+        if c.name not in STAGE_PROVIDERS[stage]:
+            raise ConfigError(f"{path}.name: {c.name!r} is not a {stage} provider "
+                              f"(one of {', '.join(STAGE_PROVIDERS[stage])})")
+        out.append((path, c))
+        for i, f in enumerate(c.fallbacks):
+            walk(f"{path}.fallbacks[{i}]", f)
+
+    walk(f"providers.{stage}", choice)
+    return out
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """Distinct names per chain, so a secondary model has its own breaker and metric label."""
+    n, i = name, 2
+    while n in taken:
+        n, i = f"{name}-{i}", i + 1
+    taken.add(n)
+    return n
+
+
+def _chain_members(stage: str, choice: ProviderChoice, offline: Sequence[P],
+                   make: Callable[[ProviderChoice, str], P | None]) -> list[P]:
+    members: list[P] = []
+    taken: set[str] = set()
+    offline_added = False
+    for _path, c in _choices(stage, choice):
+        if c.name == "offline":
+            if not offline_added:
+                members.extend(offline)
+                offline_added = True
+            continue
+        built = make(c, _unique(c.name, taken))
+        if built is not None:
+            members.append(built)
+    if not offline_added:
+        members.extend(offline)
+    return members
+
+
+def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets | None = None,
+                    offline: OfflineProviders | None = None,
+                    resilience: ResilienceSettings | None = None) -> ProviderSet:
+    """The shop's three provider chains; raises ConfigError naming the field for an impossible config."""
+    from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+
+    secrets = Secrets.from_env() if secrets is None else secrets
+    res = resilience or ResilienceSettings()
+    off = default_offline(shop) if offline is None else offline
+    lang = primary_language(shop.language)
+    p = shop.providers
+
+    def make_stt(c: ProviderChoice, name: str) -> STT | None:
+        if c.name == "scripted":
+            return ScriptedSTT(name=name)
+        key = _key(secrets, "deepgram")
+        return DeepgramSTT(key.reveal(), model=c.model, base_url=c.base_url) if key else None
+
+    def make_llm(c: ProviderChoice, name: str) -> LLM | None:
+        if c.name == "scripted":
+            return ScriptedLLM(TAKE_A_MESSAGE.get(lang, TAKE_A_MESSAGE["en"]), name=name)
+        key = _key(secrets, "openai")
+        return OpenAILLM(key.reveal(), model=c.model, base_url=c.base_url, name=name) if key else None
+
+    def make_tts(c: ProviderChoice, name: str) -> TTS | None:
+        if c.name == "scripted":
+            return ScriptedTTS(name=name)
+        key = _key(secrets, "elevenlabs")
+        if key is None:
+            return None
+        return ElevenLabsTTS(key.reveal(), voice_id=c.voice or DEFAULT_VOICE, model_id=c.model, base_url=c.base_url)
+
+    def chain(stage: str, timeouts: StageTimeouts) -> Chain:
+        return Chain(stage, metrics, timeouts, res.retry, Breakers(res.breaker_failures, res.breaker_reset_seconds))
+
+    stt = _chain_members("stt", p.stt, off.stt, make_stt)
+    llm = _chain_members("llm", p.llm, off.llm, make_llm)
+    tts = _chain_members("tts", p.tts, off.tts, make_tts)
+    for stage, count in (("stt", len(stt)), ("llm", len(llm)), ("tts", len(tts))):
+        if not count:
+            raise ConfigError(f"providers.{stage}: no usable provider for language {shop.language!r} "
+                              f"(set {KEY_VARS[STAGE_PROVIDERS[stage][2]]} or choose another provider)")
+    return ProviderSet(stt=FallbackSTT(stt, chain("stt", res.stt)), llm=FallbackLLM(llm, chain("llm", res.llm)),
+                       tts=FallbackTTS(tts, chain("tts", res.tts)))
