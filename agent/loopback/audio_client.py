@@ -209,10 +209,13 @@ class AudioClient:
             await self.ws.send_str(json.dumps({"type": "mark", "name": name, "event": event}))
 
     async def _pump_source(self, source: AsyncIterator[bytes]) -> None:
-        async for chunk in source:
-            self._caller.extend(self._splitter.iter_push(chunk))
-            if self._caller:
-                self._uplink_idle.clear()
+        try:
+            async for chunk in source:
+                self._caller.extend(self._splitter.iter_push(chunk))
+                if self._caller:
+                    self._uplink_idle.clear()
+        except Exception:  # a broken source ends the caller's speech, not the call: silence follows
+            log.exception("loopback audio %s: caller audio source failed", self.uuid)
         tail = self._splitter.flush()
         if tail is not None:
             self._caller.append(tail)
@@ -243,7 +246,7 @@ class AudioClient:
     async def _on_text(self, text: str, now: float) -> None:
         try:
             msg: Any = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested JSON overflows the parser
             msg = None
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "clear":

@@ -202,7 +202,7 @@ class WebSocketAudioLink:
     def _on_text(self, text: str) -> None:
         try:
             msg: Any = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested JSON overflows the parser
             msg = None
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "mark":

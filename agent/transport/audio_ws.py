@@ -76,7 +76,7 @@ def parse_start(text: str | bytes | None, uuid: str) -> AudioFormat:
         raise StartError("start_not_text", "first message must be the JSON start frame (text)")
     try:
         msg: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON overflows the parser
         raise StartError("start_not_json", "start frame is not JSON") from None
     if not isinstance(msg, dict) or msg.get("type") != "start":
         raise StartError("start_bad_type", 'first message must have "type":"start"')

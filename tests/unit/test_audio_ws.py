@@ -12,6 +12,8 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from storeagent.agent.loopback.audio_client import AudioClient
 from storeagent.agent.ports import AudioFormat, AudioFrame, LinkStats, MarkReport, UplinkItem
 from storeagent.agent.transport.audio_ws import (
@@ -20,8 +22,10 @@ from storeagent.agent.transport.audio_ws import (
     CLOSE_PROTOCOL,
     CLOSE_TOO_BIG,
     AudioWsLimits,
+    StartError,
     WebSocketAudioLink,
     add_audio_route,
+    parse_start,
 )
 from storeagent.agent.transport.tokens import StreamTokens
 
@@ -331,6 +335,7 @@ async def test_garbage_and_oversize_close_only_their_connection(server: Server) 
         ws = await raw_call(s, server, "call-sloppy")
         sloppy = server.links["call-sloppy"]
         await ws.send_str("not json")
+        await ws.send_str("[" * 60_000)  # nesting deep enough to overflow a recursive parser
         await ws.send_bytes(b"\x01\x02\x03")  # not a whole number of samples
         await ws.send_bytes(bytes(FB))
         [frame] = await take(sloppy, lambda x: True, (AudioFrame,))
@@ -351,7 +356,7 @@ async def test_garbage_and_oversize_close_only_their_connection(server: Server) 
         await until(lambda: all(server.links[u].closed for u in ("call-sloppy", "call-garbage", "call-huge")))
 
     reasons = server.reasons()
-    assert reasons.count("bad_json") == 1 and reasons.count("bad_audio_frame") == 1
+    assert reasons.count("bad_json") == 2 and reasons.count("bad_audio_frame") == 1
     for reason in ("unknown_type", "bad_mark", "unknown_mark", "too_many_bad_frames", "oversize_frame"):
         assert reason in reasons
     assert all(wire == "audio_ws" for wire, _ in server.errors)
@@ -445,3 +450,51 @@ async def test_app_shutdown_closes_live_calls_promptly() -> None:
         await runner.cleanup()
         await client.wait_closed()
     assert client.close_code == 1001
+
+
+# ------------------------------------------------------------------------------------------------ fuzz
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=12,
+)
+_texts = st.one_of(
+    st.text(max_size=200),
+    _json_values.map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["start", "mark", "stats", "clear"])},
+        optional={
+            "uuid": st.sampled_from(["call-f", "other"]),
+            "sample_rate": st.sampled_from([8000, 16000, 44100, "8000", 8000.0, True]),
+            "encoding": st.sampled_from(["L16", "PCMU", 1]),
+            "channels": st.sampled_from([1, 2, "1"]),
+            "name": st.sampled_from(["m", "", 3]),
+            "event": st.sampled_from(["played", "cleared", "x"]),
+            "buffered_ms": st.sampled_from([0, 12.5, -1, "5", None]),
+            "underruns": st.sampled_from([0, 3, -1, 2.5, False]),
+        },
+    ).map(json.dumps),
+)
+
+
+@given(_texts)
+@settings(max_examples=300, deadline=None)
+def test_any_start_text_is_a_format_or_a_named_refusal(text: str) -> None:
+    try:
+        fmt = parse_start(text, "call-f")
+    except StartError as e:
+        assert e.reason.startswith("start_") and e.detail
+    else:
+        assert fmt.sample_rate in (8000, 16000)
+
+
+@given(st.lists(_texts, max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_any_uplink_text_is_an_item_or_counted(texts: list[str]) -> None:
+    errors: list[tuple[str, str]] = []
+    link = WebSocketAudioLink("call-f", AudioFormat(8000), SlowSocket(), lambda w, r: errors.append((w, r)))  # type: ignore[arg-type]
+    for text in texts:
+        link._on_text(text)
+    items = list(link._up)
+    assert len(items) + len(errors) == len(texts)  # every frame is either delivered or dropped and counted
+    assert all(isinstance(i, LinkStats) for i in items)  # no mark was sent, so no mark report is believed
