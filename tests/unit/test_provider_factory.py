@@ -72,7 +72,7 @@ def test_a_provider_in_the_wrong_stage_is_a_config_error_naming_the_field() -> N
 
 
 def test_no_usable_stt_for_korean_without_a_key_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="providers.stt"):
+    with pytest.raises(ConfigError, match=r"providers\.stt"):
         build_providers(korean_shop(), AgentMetrics("s"), secrets=Secrets(),
                         offline=OfflineProviders(stt=[], llm=[ScriptedLLM()], tts=[ScriptedTTS()]))
 
