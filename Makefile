@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 APT_STAMP := /var/tmp/storeagent-apt-$(shell cat .ci/apt-packages.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds cluster clean
+.PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean
 
 help:
 	@echo "make demo   - call the example shop end to end, offline (installs everything first)"
@@ -58,6 +58,11 @@ bench-operator: venv deps
 
 crds: venv
 	$(BIN)/python -P -m storeagent.operator.crdgen crds/
+	bash charts/sync-files.sh
+
+# The chart ships copies of crds/ and freeswitch/conf/ (Helm reads only files inside the chart).
+chart-sync:
+	bash charts/sync-files.sh
 
 cluster: venv deps
 	$(BIN)/python tests/support/cluster.py
