@@ -54,7 +54,7 @@ class PocketsphinxSTT:
         self._pool: list[_Decoders] = []
         self._lock = threading.Lock()
         self._lm_path: str | None = None
-        self._extra_words: list[tuple[str, str]] = []  # compound words missing from the dictionary
+        self._dict_path: str | None = None
 
     async def open(self, fmt: AudioFormat, language: str) -> PocketsphinxStream:
         if not language.lower().startswith("en"):
@@ -79,10 +79,9 @@ class PocketsphinxSTT:
             domain = None
             if self.phrases:
                 if self._lm_path is None:
-                    self._lm_path = self._build_lm(general)
-                domain = Decoder(lm=self._lm_path, loglevel="FATAL")
-                for word, phones in self._extra_words:
-                    domain.add_word(word, phones, True)
+                    self._lm_path, self._dict_path = self._build_lm(general)
+                # a dictionary of just the shop's words: loading the full one would cost ~1 s per decoder
+                domain = Decoder(lm=self._lm_path, dict=self._dict_path, loglevel="FATAL")
         return _Decoders(general, domain)
 
     def release(self, decoders: _Decoders) -> None:
@@ -90,34 +89,38 @@ class PocketsphinxSTT:
             if len(self._pool) < self.max_idle:
                 self._pool.append(decoders)
 
-    def _build_lm(self, general: Decoder) -> str:
-        """Writes the shop's trigram model; unknown words get a compound pronunciation or are dropped."""
-        known: dict[str, bool] = {}
+    def _build_lm(self, general: Decoder) -> tuple[str, str]:
+        """Writes the shop's trigram model and its dictionary; unknown words get a compound pronunciation
+        ("sourdough" = "sour" + "dough": no grapheme-to-phoneme here) or are dropped."""
+        prons: dict[str, str | None] = {}
 
-        def ok(word: str) -> bool:
-            if word not in known:
-                known[word] = general.lookup_word(word) is not None or self._compound(general, word)
-            return known[word]
+        def pron(word: str) -> str | None:
+            if word not in prons:
+                prons[word] = general.lookup_word(word) or _compound(general, word)
+            return prons[word]
 
-        sentences = [" ".join(w for w in p.replace("-", " ").split() if ok(w)) for p in self.phrases]
+        sentences = [" ".join(w for w in p.replace("-", " ").split() if pron(w)) for p in self.phrases]
         lm = ArpaBoLM(text="\n".join(s for s in sentences if s), add_start=True, case="lower")
         lm.compute()
         out = StringIO()
         lm.write(out)
-        fd, path = tempfile.mkstemp(prefix="storeagent-shop-", suffix=".arpa")
+        lines = sorted(f"{w} {ph}" for w, ph in prons.items() if ph)
+        return self._temp(".arpa", out.getvalue()), self._temp(".dict", "\n".join(lines) + "\n")
+
+    def _temp(self, suffix: str, text: str) -> str:
+        fd, path = tempfile.mkstemp(prefix="storeagent-shop-", suffix=suffix)
         with os.fdopen(fd, "w") as f:
-            f.write(out.getvalue())
+            f.write(text)
         weakref.finalize(self, _unlink, path)
         return path
 
-    def _compound(self, general: Decoder, word: str) -> bool:
-        """'sourdough' = 'sour' + 'dough': the dictionary has no grapheme-to-phoneme, but parts usually work."""
-        for i in range(3, len(word) - 2):
-            a, b = general.lookup_word(word[:i]), general.lookup_word(word[i:])
-            if a and b:
-                self._extra_words.append((word, f"{a} {b}"))
-                return True
-        return False
+
+def _compound(general: Decoder, word: str) -> str | None:
+    for i in range(3, len(word) - 2):
+        a, b = general.lookup_word(word[:i]), general.lookup_word(word[i:])
+        if a and b:
+            return f"{a} {b}"
+    return None
 
 
 def _unlink(path: str) -> None:
