@@ -1,0 +1,103 @@
+"""The chart's files against their sources of truth, without helm: CRD and FreeSWITCH conf copies, RBAC rules,
+dialplan ConfigMap names, agent pod labels/ports, and the dashboards' JSON and template variables."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from storeagent.operator import dialplan, model, resources
+from storeagent.operator.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "storeagent"
+DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
+GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("source", "copy"), [("crds", "crds"), ("freeswitch/conf", "files/freeswitch/conf")])
+def test_chart_copies_equal_their_source(source: str, copy: str) -> None:
+    src, dst = tree(REPO / source), tree(CHART / copy)
+    assert src.keys() == dst.keys(), f"chart copy of {source}/ drifted: run `make chart-sync`"
+    changed = [k for k in src if src[k] != dst[k]]
+    assert not changed, f"chart copy of {source}/ drifted in {changed}: run `make chart-sync`"
+
+
+def test_chart_ships_the_storeagent_crd() -> None:
+    docs = [d for p in (CHART / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d]
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert f"storeagents.{model.GROUP}" in names
+
+
+def test_rbac_rules_are_policy_rules_with_least_privilege() -> None:
+    rules: list[dict[str, Any]] = yaml.safe_load((CHART / "files" / "operator-rbac-rules.yaml").read_text())
+    assert isinstance(rules, list) and rules
+    for rule in rules:
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"}, rule
+        assert rule["verbs"] and rule["resources"], rule
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
+        assert "secrets" not in rule["resources"], "the operator never reads Secrets (agents mount them)"
+    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    # What the operator's builders create must be creatable.
+    for obj in _example_objects():
+        group = obj["apiVersion"].rpartition("/")[0]
+        plural = obj["kind"].lower() + ("es" if obj["kind"].endswith("s") else "s")
+        plural = {"networkpolicys": "networkpolicies", "poddisruptionbudgets": "poddisruptionbudgets"}.get(plural, plural)
+        assert (group, plural) in granted, f"no rule for {obj['kind']} ({group}/{plural})"
+
+
+def _example_objects() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((REPO / "examples" / "sunrise-bakery.yaml").read_text())
+    shop = resources.Shop("sunrise-bakery", "shops", "uid-1", model.parse_spec(doc["spec"]))
+    return resources.desired_all(shop, Settings())
+
+
+def test_values_match_the_operators_dialplan_configmaps_and_stream_token() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    fs = values["freeswitch"]["dialplan"]
+    assert fs["configMapPrefix"] == dialplan.CONFIGMAP_PREFIX
+    assert fs["shards"] == dialplan.SHARDS
+    assert values["streamToken"]["secretName"] == Settings().stream_token_secret
+
+
+def test_podmonitor_selects_the_agent_pods_the_operator_builds() -> None:
+    template = (CHART / "templates" / "agents-podmonitor.yaml").read_text()
+    deployment = next(o for o in _example_objects() if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]
+    selector = re.search(r"matchLabels:\n\s+(\S+): (\S+)", template)
+    assert selector is not None
+    assert pod["metadata"]["labels"][selector.group(1)] == selector.group(2)
+    port = re.search(r"- port: (\S+)\n\s+path: /metrics", template)
+    assert port is not None
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
+    assert port.group(1) in ports
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_is_grafana_json_with_defined_variables(path: Path) -> None:
+    board = json.loads(path.read_text())
+    assert board["uid"].startswith("storeagent-") and board["title"].startswith("StoreAgent / ")
+    defined = {v["name"] for v in board["templating"]["list"]}
+    assert "datasource" in defined
+    targets = [(p["title"], t) for p in board["panels"] if p["type"] != "row" for t in p["targets"]]
+    assert len(targets) >= 8
+    for title, t in targets:
+        assert t["datasource"]["uid"] == "${datasource}", title
+        used = set(re.findall(r"\$\{?(\w+)", t["expr"]))
+        assert used <= defined | GRAFANA_BUILTINS, f"{path.name} / {title}: undefined {used - defined - GRAFANA_BUILTINS}"
+        assert "storeagent_" in t["expr"], f"{path.name} / {title}: not a StoreAgent metric"
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+def test_dashboard_uids_are_unique() -> None:
+    uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
+    assert len(DASHBOARDS) == 3 and len(set(uids)) == 3
