@@ -326,30 +326,39 @@ class FallbackSTTStream:
     async def send(self, pcm: bytes) -> None:
         if self._closed:
             return
-        self._replay += pcm
-        if len(self._replay) > self._max_replay:
-            del self._replay[: len(self._replay) - self._max_replay]
-        gen, stream = self._gen, self._stream
-        if stream is None:
-            return
-        try:
-            await stream.send(pcm)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await self._switch(gen, exc)
+        # Under the lock: a switch replays the buffer, and audio sent meanwhile must not overtake it.
+        async with self._lock:
+            self._replay += pcm
+            if len(self._replay) > self._max_replay:
+                del self._replay[: len(self._replay) - self._max_replay]
+            gen, stream = self._gen, self._stream
+            if stream is None:
+                return
+            try:
+                async with asyncio.timeout(self._owner.chain.timeouts.stall):  # a stuck socket must not hold the lock
+                    await stream.send(pcm)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure: BaseException = exc
+        await self._switch(gen, failure)
 
     async def finalize(self) -> None:
-        self._deadline = time.monotonic() + self._owner.chain.timeouts.first_result
-        gen, stream = self._gen, self._stream
-        if stream is None:
-            return
-        try:
-            await stream.finalize()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await self._switch(gen, exc)
+        async with self._lock:
+            self._deadline = time.monotonic() + self._owner.chain.timeouts.first_result
+            gen, stream = self._gen, self._stream
+            if stream is None:
+                return
+            try:
+                async with asyncio.timeout(self._owner.chain.timeouts.stall):
+                    await stream.finalize()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure: BaseException = exc
+        await self._switch(gen, failure)
 
     async def events(self) -> AsyncIterator[STTEvent]:
         while True:
