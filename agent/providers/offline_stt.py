@@ -139,6 +139,8 @@ class PocketsphinxStream:
         self._resampler = StreamResampler(fmt.sample_rate, MODEL_RATE)
         self._pending = bytearray()
         self._lock = asyncio.Lock()  # one decoder operation at a time, in call order
+        # a cancelled await leaves its worker thread running: the decoder itself needs a thread lock too
+        self._tlock = threading.Lock()
         self._in_utt = False
         self._last_interim = ""
         self._events: asyncio.Queue[STTEvent | None] = asyncio.Queue()
@@ -173,13 +175,21 @@ class PocketsphinxStream:
         async with self._lock:
             dec, self._dec = self._dec, None
             if dec is not None:
-                if self._in_utt:
-                    await asyncio.to_thread(self._end_utt, dec)
-                self._owner.release(dec)
+                await asyncio.to_thread(self._retire, dec)
         self._events.put_nowait(None)
 
     # ---------------------------------------------------------------- worker-thread side
+    def _retire(self, dec: _Decoders) -> None:
+        with self._tlock:
+            if self._in_utt:
+                self._end_utt(dec)
+        self._owner.release(dec)
+
     def _feed(self, pcm: bytes) -> str | None:
+        with self._tlock:
+            return self._feed_locked(pcm)
+
+    def _feed_locked(self, pcm: bytes) -> str | None:
         dec = self._dec
         if dec is None:
             return None
@@ -201,11 +211,15 @@ class PocketsphinxStream:
         return interim
 
     def _end(self, tail: bytes) -> str:
+        with self._tlock:
+            return self._end_locked(tail)
+
+    def _end_locked(self, tail: bytes) -> str:
         dec = self._dec
         if dec is None:
             return ""
         if tail:
-            self._feed(tail)
+            self._feed_locked(tail)
         if not self._in_utt:
             return ""
         t0 = time.thread_time()

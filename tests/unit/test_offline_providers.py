@@ -171,3 +171,27 @@ async def test_one_stream_serves_several_utterances(piper: PiperTTS, stt: Pocket
 async def test_general_model_keeps_out_of_domain_words(piper: PiperTTS, stt: PocketsphinxSTT) -> None:
     audio = b"".join(await speak(piper, "is there a bathroom"))
     assert await hear(stt, audio) == "is there a bathroom"
+
+
+async def test_cancelled_send_then_close_returns_a_usable_decoder(piper: PiperTTS, stt: PocketsphinxSTT) -> None:
+    audio = b"".join(await speak(piper, "are you open now"))
+    stream = await stt.open(WB, "en-US")
+    task = asyncio.create_task(stream.send(audio * 3))  # one big batch: the decode runs on a worker thread
+    await asyncio.sleep(0.01)
+    task.cancel()  # a hang-up: the worker thread finishes on its own, the decoder must not be reused under it
+    await asyncio.gather(task, return_exceptions=True)
+    await stream.aclose()
+    assert await hear(stt, audio) == "are you open now"
+
+
+async def test_interim_hypotheses_when_enabled(piper: PiperTTS) -> None:
+    stt = PocketsphinxSTT(interim=True)
+    audio = b"".join(await speak(piper, "can i talk to a person"))
+    stream = await stt.open(WB, "en-US")
+    events = stream.events()
+    for i in range(0, len(audio), WB.frame_bytes):
+        await stream.send(audio[i : i + WB.frame_bytes])
+    await stream.finalize()
+    await stream.aclose()
+    got = [e async for e in events if isinstance(e, Transcript)]
+    assert any(not e.is_final for e in got) and got[-1].is_final
