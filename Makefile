@@ -35,7 +35,7 @@ demo: venv deps
 lint: venv
 	$(BIN)/ruff check agent operator storeagent tests bench
 	bash .ci/typecheck.sh
-	$(BIN)/lint-imports
+	bash .ci/typecheck.sh imports
 
 unit: venv deps
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
