@@ -72,6 +72,7 @@ class TurnLatency:
 class ConversationOutcome:
     outcome: str = "answered"  # answered | message | transferred | abandoned | failed
     reason: str = ""
+    handoff: bool = False  # True: the agent gave up; the session lets FreeSWITCH run the shop's fallback
     transcript: list[TranscriptLine] = field(default_factory=list)
     latencies: list[TurnLatency] = field(default_factory=list)
     barge_ins: int = 0
@@ -101,11 +102,18 @@ class _TimeUp:
 
 
 @dataclass(frozen=True, slots=True)
+class _Handoff:
+    """A stage failed beyond its fallbacks: give the call to the shop's dialplan fallback."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Wake:
     """A reply finished: run the actions it asked for."""
 
 
-_Event = _UserTurn | _Dtmf | _Hangup | _TimeUp | _Wake
+_Event = _UserTurn | _Dtmf | _Hangup | _TimeUp | _Wake | _Handoff
 
 TransferFn = Callable[[str], Awaitable[bool]]
 HangupFn = Callable[[], Awaitable[None]]
@@ -194,6 +202,10 @@ class Conversation:
                     self.result.outcome = "abandoned"
                 self.result.reason = ev.reason
                 return
+            if isinstance(ev, _Handoff):
+                await self._stop_speaking(barge=False)
+                self.result.outcome, self.result.reason, self.result.handoff = "failed", ev.reason, True
+                return
             if isinstance(ev, _TimeUp):
                 await self._say_and_end(self.cfg.phrases.time_limit, self.result.outcome, "max call duration")
                 return
@@ -248,20 +260,28 @@ class Conversation:
                 assert isinstance(e, ProviderError)
                 self.metrics.provider_error(e.provider, e.kind)
                 log.warning("reply failed after fallbacks: %s", e)
-            result = await run_reply(
-                history=self.history, utterance=u, llm=_NoLLM(), tts=self.tts, tools=self.tools,
-                link=self.link, mark_prefix=f"t{self._turn_no}e", on_first_audio=self._on_first_audio,
-                prefix_text=self.cfg.phrases.trouble,
-            )
+            result = await self._apologize(u)
         finally:
             if ack:
                 ack.cancel()
             line.text = u.full_text()  # also when cancelled by a barge-in: what was sent so far
             if turn is not None:
                 self._record_latency(turn, timing)
-        self._actions_after_reply.extend(result.actions)
+        if result is not None:
+            self._actions_after_reply.extend(result.actions)
         self._events.put_nowait(_Wake())
         return result
+
+    async def _apologize(self, u: AgentUtterance) -> ReplyResult | None:
+        try:
+            return await run_reply(
+                history=self.history, utterance=u, llm=_NoLLM(), tts=self.tts, tools=self.tools,
+                link=self.link, mark_prefix=f"t{self._turn_no}e", on_first_audio=self._on_first_audio,
+                prefix_text=self.cfg.phrases.trouble,
+            )
+        except* ProviderError:  # cannot even apologize: the voice is gone
+            self._events.put_nowait(_Handoff("speech synthesis unavailable"))
+        return None
 
     def _record_latency(self, turn: _UserTurn, t: ReplyTiming) -> None:
         lat = TurnLatency(
@@ -407,9 +427,15 @@ class Conversation:
             self._events.put_nowait(_UserTurn(joined, end, at))
 
     async def _stt_events(self) -> None:
-        async for ev in self.stt.events():
-            if isinstance(ev, Transcript) and ev.is_final:
-                self._finals.put_nowait((ev.text.strip(), time.monotonic()))
+        try:
+            async for ev in self.stt.events():
+                if isinstance(ev, Transcript) and ev.is_final:
+                    self._finals.put_nowait((ev.text.strip(), time.monotonic()))
+        except ProviderError as e:
+            # Every recognizer in the chain failed: without ears the call belongs to a person.
+            self.metrics.provider_error(e.provider, e.kind)
+            log.warning("speech recognition unavailable: %s", e)
+            self._events.put_nowait(_Handoff("speech recognition unavailable"))
 
     async def _time_limit(self) -> None:
         await asyncio.sleep(self.cfg.max_call_s)
