@@ -49,8 +49,7 @@ def test_rbac_rules_are_policy_rules_with_least_privilege() -> None:
     # What the operator's builders create must be creatable.
     for obj in _example_objects():
         group = obj["apiVersion"].rpartition("/")[0]
-        plural = obj["kind"].lower() + ("es" if obj["kind"].endswith("s") else "s")
-        plural = {"networkpolicys": "networkpolicies", "poddisruptionbudgets": "poddisruptionbudgets"}.get(plural, plural)
+        plural = {"NetworkPolicy": "networkpolicies"}.get(obj["kind"], obj["kind"].lower() + "s")
         assert (group, plural) in granted, f"no rule for {obj['kind']} ({group}/{plural})"
 
 
@@ -92,7 +91,8 @@ def test_dashboard_is_grafana_json_with_defined_variables(path: Path) -> None:
     for title, t in targets:
         assert t["datasource"]["uid"] == "${datasource}", title
         used = set(re.findall(r"\$\{?(\w+)", t["expr"]))
-        assert used <= defined | GRAFANA_BUILTINS, f"{path.name} / {title}: undefined {used - defined - GRAFANA_BUILTINS}"
+        undefined = used - defined - GRAFANA_BUILTINS
+        assert not undefined, f"{path.name} / {title}: undefined variables {undefined}"
         assert "storeagent_" in t["expr"], f"{path.name} / {title}: not a StoreAgent metric"
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
@@ -101,3 +101,23 @@ def test_dashboard_is_grafana_json_with_defined_variables(path: Path) -> None:
 def test_dashboard_uids_are_unique() -> None:
     uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
     assert len(DASHBOARDS) == 3 and len(set(uids)) == 3
+
+
+def test_freeswitch_ports_in_the_chart_are_those_of_the_conf() -> None:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+
+    def const(name: str) -> str:
+        m = re.search(r'define "storeagent\.freeswitch\.' + name + r'" -\}\}([^{]+)\{\{', helpers)
+        assert m is not None, name
+        return m.group(1)
+
+    conf = CHART / "files" / "freeswitch" / "conf"
+    sip = re.search(r'name="sip-port" value="(\d+)"', (conf / "sip_profiles" / "trunk.xml").read_text())
+    esl_conf = (conf / "autoload_configs" / "event_socket.conf.xml").read_text()
+    esl = re.search(r'name="listen-port" value="(\d+)"', esl_conf)
+    switch = (conf / "autoload_configs" / "switch.conf.xml").read_text()
+    rtp = re.search(r'rtp-start-port" value="(\d+)".*rtp-end-port" value="(\d+)"', switch, re.S)
+    assert sip and esl and rtp
+    assert const("sipPort") == sip.group(1)
+    assert const("eslPort") == esl.group(1)
+    assert const("rtpPorts") == f"{rtp.group(1)}-{rtp.group(2)}"
