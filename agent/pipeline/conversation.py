@@ -160,6 +160,8 @@ class Conversation:
             await asyncio.gather(*tasks, return_exceptions=True)
             for line, u in self._agent_lines:  # marks are all in now: record what the caller heard
                 line.heard = u.heard_text()
+            # a reply cancelled before its first clause (the caller kept talking) said nothing
+            self.result.transcript = [x for x in self.result.transcript if x.role == "caller" or x.text]
         return self.result
 
     def suspend_audio(self) -> None:
