@@ -161,7 +161,12 @@ class Chain:
     def fallback(self) -> None:
         self.metrics.provider_fallback(self.stage)
 
-    async def call(self, provider: str, op: Callable[[], Awaitable[T]], limit: float) -> T:
+    @staticmethod
+    def limit(seconds: float, last: bool) -> float | None:
+        """No deadline for the chain's last provider: failing it would only trade a slow answer for none."""
+        return None if last else seconds
+
+    async def call(self, provider: str, op: Callable[[], Awaitable[T]], limit: float | None) -> T:
         """`op` within `limit` seconds, retried per policy while the error is retryable; raises the last error."""
         delay = self.retry.backoff
         for attempt in range(1, self.retry.attempts + 1):
@@ -182,7 +187,7 @@ class Chain:
         raise AssertionError("unreachable")
 
 
-async def next_within(it: AsyncIterator[T], limit: float) -> T:
+async def next_within(it: AsyncIterator[T], limit: float | None) -> T:
     async with asyncio.timeout(limit):
         return await anext(it)
 

@@ -85,7 +85,8 @@ class FallbackLLM:
                 it = aiter(provider.stream(messages, tools))
                 try:
                     while True:
-                        wait = self.chain.timeouts.stall if produced else self.chain.timeouts.first_result
+                        wait = self.chain.limit(self.chain.timeouts.stall if produced
+                                                else self.chain.timeouts.first_result, i == len(self.providers) - 1)
                         try:
                             chunk = await next_within(it, wait)
                         except StopAsyncIteration:
@@ -153,8 +154,8 @@ class FallbackTTSSession:
             provider = providers[self._index]
             if not chain.skip_open(provider.name):
                 try:
-                    session = await chain.call(
-                        provider.name, partial(provider.open, self._fmt, self._language), chain.timeouts.connect)
+                    session = await chain.call(provider.name, partial(provider.open, self._fmt, self._language),
+                                               chain.limit(chain.timeouts.connect, self._index == len(providers) - 1))
                 except ProviderError as err:
                     last = err
                 else:
@@ -182,7 +183,8 @@ class FallbackTTSSession:
             it = aiter(session.synthesize(text))
             try:
                 while True:
-                    wait = chain.timeouts.stall if produced else chain.timeouts.first_result
+                    wait = chain.limit(chain.timeouts.stall if produced else chain.timeouts.first_result,
+                                       self._index >= len(self._owner.providers) - 1)
                     try:
                         pcm = await next_within(it, wait)
                     except StopAsyncIteration:
@@ -243,7 +245,8 @@ class FallbackSTTStream:
         self._pump: asyncio.Task[None] | None = None
         self._replay = bytearray()
         self._max_replay = int(MAX_REPLAY_SECONDS * fmt.sample_rate * 2)
-        self._deadline: float | None = None  # monotonic time a final transcript is due by (after finalize)
+        self._awaiting_final = False  # finalize() was called and its final transcript has not come yet
+        self._deadline: float | None = None  # monotonic time that final transcript is due by
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -255,6 +258,16 @@ class FallbackSTTStream:
         async with self._lock:
             await self._open_from_index()
 
+    def _on_last(self) -> bool:
+        return self._index >= len(self._owner.providers) - 1
+
+    def _due(self) -> float | None:
+        """When a final transcript is due after finalize (never, on the last provider: nothing to switch to)."""
+        return None if self._on_last() else time.monotonic() + self._owner.chain.timeouts.first_result
+
+    def _stall(self) -> float | None:
+        return self._owner.chain.limit(self._owner.chain.timeouts.stall, self._on_last())
+
     async def _open_from_index(self) -> STTStream:
         chain, providers = self._owner.chain, self._owner.providers
         last: ProviderError | None = None
@@ -263,7 +276,8 @@ class FallbackSTTStream:
             if not chain.skip_open(provider.name):
                 try:
                     stream: STTStream = await chain.call(
-                        provider.name, partial(provider.open, self._fmt, self._language), chain.timeouts.connect)
+                        provider.name, partial(provider.open, self._fmt, self._language),
+                        chain.limit(chain.timeouts.connect, self._index == len(providers) - 1))
                 except ProviderError as err:
                     last = err
                 else:
@@ -314,9 +328,9 @@ class FallbackSTTStream:
                     frame = self._fmt.frame_bytes
                     for i in range(0, len(self._replay), frame):
                         await stream.send(bytes(self._replay[i:i + frame]))
-                    if self._deadline is not None:
+                    if self._awaiting_final:
                         await stream.finalize()
-                        self._deadline = time.monotonic() + chain.timeouts.first_result
+                        self._deadline = self._due()
                     return
                 except asyncio.CancelledError:
                     raise
@@ -335,7 +349,7 @@ class FallbackSTTStream:
             if stream is None:
                 return
             try:
-                async with asyncio.timeout(self._owner.chain.timeouts.stall):  # a stuck socket must not hold the lock
+                async with asyncio.timeout(self._stall()):  # a stuck socket must not hold the lock
                     await stream.send(pcm)
                 return
             except asyncio.CancelledError:
@@ -346,12 +360,13 @@ class FallbackSTTStream:
 
     async def finalize(self) -> None:
         async with self._lock:
-            self._deadline = time.monotonic() + self._owner.chain.timeouts.first_result
+            self._awaiting_final = True
+            self._deadline = self._due()
             gen, stream = self._gen, self._stream
             if stream is None:
                 return
             try:
-                async with asyncio.timeout(self._owner.chain.timeouts.stall):
+                async with asyncio.timeout(self._stall()):
                     await stream.finalize()
                 return
             except asyncio.CancelledError:
@@ -381,6 +396,7 @@ class FallbackSTTStream:
                 continue
             if isinstance(item, Transcript) and item.is_final:
                 self._replay.clear()
+                self._awaiting_final = False
                 self._deadline = None
                 self._owner.chain.breakers[self.active].success()
             yield item

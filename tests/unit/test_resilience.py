@@ -113,6 +113,15 @@ async def test_llm_mid_stream_failure_continues_on_fallback_without_retry() -> N
     assert primary.calls == 1
 
 
+async def test_the_last_provider_is_waited_for_not_timed_out() -> None:
+    rec = Recorder()
+    llm = FallbackLLM([FakeLLM("openai", [5.0, "never"]), FakeLLM("offline", [0.6, "slow but said"])],
+                      chain("llm", rec))
+    assert await collect(llm) == "slow but said"  # 0.6 s > first_result, yet nothing is left to fall back to
+    tts = FallbackTTS([FakeTTS("elevenlabs", stall=5.0), FakeTTS("espeak", stall=0.6)], chain("tts", rec))
+    assert await speak(tts, "hi") == b"espeak" * 3
+
+
 async def test_llm_all_failing_raises_last_error() -> None:
     rec = Recorder()
     bad = ProviderError("x", "server", "500", retryable=True)
