@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -52,6 +53,8 @@ class AgentApp:
                              on_protocol_error=self.metrics.protocol_error)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self.loop_lag: deque[float] = deque(maxlen=3000)  # last minute of 20 ms ticks: how late the loop ran
+        self._lag_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -67,6 +70,7 @@ class AgentApp:
         self._site = web.TCPSite(self._runner, self.settings.host, self.settings.http_port)
         await self._site.start()
         await self.esl.start()
+        self._lag_task = asyncio.create_task(self._watch_loop_lag(), name="loop-lag")
         log.info("agent for %s ready: esl :%d, http :%d", self.shop.store, self.esl_port, self.http_port)
 
     @property
@@ -96,6 +100,10 @@ class AgentApp:
             log.warning("drain grace over with %d calls live; cutting them", len(self.sessions))
 
     async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
         await self.esl.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -135,7 +143,21 @@ class AgentApp:
         return web.json_response(self.stats.snapshot(ready=ready, draining=self.draining))
 
     async def _turns(self, _: web.Request) -> web.Response:
-        return web.json_response({"turns": list(self.stats.recent_turns), "refused": self.refused})
+        lags = sorted(self.loop_lag)
+        return web.json_response({
+            "turns": list(self.stats.recent_turns),
+            "refused": self.refused,
+            "loop_lag_ms": {"p99": round(lags[int(len(lags) * 0.99)] * 1000, 2) if lags else None,
+                            "max": round(lags[-1] * 1000, 2) if lags else None},
+        })
+
+    async def _watch_loop_lag(self) -> None:
+        # A call's frames are due every 20 ms; a loop that wakes late delays every call's audio by that much.
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.02)
+            self.loop_lag.append(max(0.0, loop.time() - t - 0.02))
 
 
 async def run_until_signalled(app: AgentApp, stop: asyncio.Event) -> None:
