@@ -175,7 +175,7 @@ class ShopAnswerer:
             return UNKNOWN
         parts = []
         for item in p.menu:
-            part = f"{item.name}, {k.format_price(item.price, p.currency)}"
+            part = f"{item.name[:1].upper()}{item.name[1:]}, {k.format_price(item.price, p.currency)}"
             if item.description:
                 part += f", {item.description}"
             if not item.available:
