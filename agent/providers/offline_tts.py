@@ -173,6 +173,9 @@ class EspeakSession:
                 proc.kill()
                 await proc.wait()
 
+    async def aclose(self) -> None:
+        return None  # one process per clause, reaped by synthesize itself
+
 
 async def _read_wav_header(stdout: asyncio.StreamReader) -> tuple[int, bytes]:
     """Sample rate and the audio bytes already read past the header (mono 16-bit expected)."""
