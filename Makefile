@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 APT_STAMP := /var/tmp/storeagent-apt-$(shell cat .ci/apt-packages.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+MANIFEST ?= examples/sunrise-bakery.yaml
+PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
 .PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean
 
@@ -30,7 +32,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv deps
-	$(BIN)/storeagent demo --manifest examples/sunrise-bakery.yaml --out out/demo-call.wav $(DEMO_ARGS)
+	$(BIN)/storeagent demo --manifest $(MANIFEST) --providers $(PROVIDERS) --out out/demo-call.wav $(DEMO_ARGS)
 
 lint: venv
 	$(BIN)/ruff check agent operator storeagent tests bench
