@@ -12,6 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 # Voice latency lives between ~50 ms and a few seconds; finer buckets at the low end for barge-in.
 LATENCY_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 TURN_STAGES = ("stt_final", "llm_first_token", "tts_first_audio", "voice_to_voice")
+FALLBACK_STAGES = ("stt", "llm", "tts")  # Chain(stage=...) of the provider fallback chains
 OUTCOMES = ("answered", "message", "transferred", "abandoned", "failed")
 WEBHOOK_RESULTS = ("delivered", "retry", "dead")
 
@@ -80,6 +81,12 @@ class AgentMetrics:
         self._active.labels(store)
         self._draining.labels(store)
         self._underruns.labels(store)
+        # Histograms too: a child born at its first observation is invisible to rate() (no 0 -> 1 increase).
+        self._barge.labels(store)
+        for stage in TURN_STAGES:
+            self._turn.labels(store, stage)
+        for stage in FALLBACK_STAGES:
+            self._fallback.labels(store, stage)
         for outcome in OUTCOMES:
             self._total.labels(store, outcome)
         self._outbox_pending.labels(store)
