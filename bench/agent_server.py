@@ -30,7 +30,7 @@ async def serve(args: argparse.Namespace) -> None:
     shop = shop_config_from_manifest(yaml.safe_load((ROOT / "examples" / "sunrise-bakery.yaml").read_text()))
     providers = ProviderSet(
         stt=ScriptedSTT(("what time do you open on saturday",), final_delay=args.stt_delay),
-        llm=ScriptedLLM(REPLY, first_token_delay=args.llm_delay, token_delay=0.005),
+        llm=ScriptedLLM(REPLY, first_token_delay=args.llm_delay),  # whole reply at once: no hidden token delay
         tts=ScriptedTTS(first_audio_delay=args.tts_delay, seconds_per_char=0.06),
     )
     settings = AgentSettings(host="127.0.0.1", esl_port=0, http_port=0, advertise_host="127.0.0.1",
