@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_wheel_contains_and_imports_every_module(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(ROOT)],
         check=True,
         cwd=tmp_path,
     )
@@ -27,4 +28,5 @@ def test_wheel_contains_and_imports_every_module(tmp_path: Path) -> None:
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     code = "import importlib,sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
-    subprocess.run([sys.executable, "-P", "-c", code, *modules], check=True, cwd=tmp_path, env={"PYTHONPATH": str(target)})
+    subprocess.run([sys.executable, "-P", "-c", code, *modules], check=True, cwd=tmp_path,
+                   env={"PYTHONPATH": str(target)})
