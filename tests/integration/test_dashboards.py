@@ -1,0 +1,160 @@
+"""Every panel query of every Grafana dashboard, evaluated by a real Prometheus that scraped a real agent serving
+loopback calls, must return data. An empty, NaN-only or invalid panel fails; so does a template variable that
+resolves to nothing.
+
+Operator series: the operator does not yet call storeagent.operator.metrics' recorders, so this test drives
+OperatorMetrics itself (served by the module's own serve_from_env, as the chart configures it) with a realistic
+fleet: three shops, one not Ready, one dialplan not synced, reconciles with retries. SWAP-IN POINT: once the
+operator records them, scrape the operator process of the control-plane tests instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from storeagent.operator.metrics import OperatorMetrics, serve_from_env
+from support.agent_traffic import place_calls, serving_agent
+from support.prometheus import PrometheusServer, ScrapeJob, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "storeagent"
+DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
+NAMESPACE = "shops"  # the label a PodMonitor scrape adds to agent series
+# Grafana's built-ins as Grafana would expand them for a "last 5 minutes" view.
+BUILTINS = {"__rate_interval": "5m", "__interval": "15s", "__range": "5m"}
+
+
+def panels() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                yield board["uid"], panel, target
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        if name not in variables:
+            raise AssertionError(f"query uses ${name}, which the test cannot resolve: {expr}")
+        return variables[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", one, expr)
+
+
+def has_data(result: list[dict[str, Any]]) -> bool:
+    """At least one series with at least one finite value."""
+    for series in result:
+        values = series.get("values") or [series["value"]]
+        if any(math.isfinite(float(v[1])) for v in values):
+            return True
+    return False
+
+
+def fake_fleet(m: OperatorMetrics) -> None:
+    """What an operator managing three shops records over a few reconciles."""
+    m.shop_status("shops", "sunrise-bakery", ready=True, dialplan_synced=True)
+    m.shop_status("shops", "golden-chicken", ready=False, dialplan_synced=True)
+    m.shop_status("salons", "hair-by-kim", ready=True, dialplan_synced=False)
+    for seconds in (0.12, 0.3, 0.08):
+        m.reconciled("success", seconds)
+    m.reconciled("retry", 1.4)
+    m.dialplan_reload(ok=True)
+    m.dialplan_reload(ok=False)
+
+
+@pytest.fixture(scope="module")
+def prometheus_with_traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, float]]:
+    """Prometheus scraping an agent that served calls and keeps serving (as Grafana would see it) until the
+    module's tests are done; yields the server and the wall time the traffic started."""
+    tmp = tmp_path_factory.mktemp("dashboards")
+    operator = OperatorMetrics()
+    op_port = free_port()
+    serve_from_env(operator, {"STOREAGENT_OPERATOR_METRICS_ADDRESS": f"127.0.0.1:{op_port}"})
+    ready: queue.Queue[tuple[PrometheusServer, float] | BaseException] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def scenario() -> None:
+        try:
+            async with serving_agent(tmp) as (app, script):
+                jobs = [ScrapeJob("storeagent-agents", f"127.0.0.1:{app.http_port}",
+                                  {"namespace": NAMESPACE, "pod": "sunrise-bakery-0"}),
+                        ScrapeJob("storeagent-operator", f"127.0.0.1:{op_port}", honor_labels=True)]
+                with PrometheusServer(tmp / "prometheus", jobs) as prom:
+                    await asyncio.to_thread(prom.wait_for_scrapes)
+                    start = time.time()
+                    fake_fleet(operator)
+                    await place_calls(app, script)
+                    operator.reconciled("success", 0.2)
+                    await asyncio.sleep(3.0)  # a few scrapes after the last call
+                    ready.put((prom, start))
+                    await stop.wait()
+        except BaseException as e:
+            ready.put(e)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(scenario(),), daemon=True)
+    thread.start()
+    got = ready.get(timeout=300)
+    if isinstance(got, BaseException):
+        thread.join(30)
+        raise got
+    try:
+        yield got
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(60)
+        loop.close()
+
+
+def test_the_agent_really_served_the_calls(prometheus_with_traffic: tuple[PrometheusServer, float]) -> None:
+    prom, _ = prometheus_with_traffic
+    outcomes = {r["metric"]["outcome"]: float(r["value"][1])
+                for r in prom.query('storeagent_calls_total{store="sunrise-bakery"}')}
+    assert sum(outcomes.values()) == 4, outcomes
+    assert outcomes["message"] >= 1, outcomes
+    errors = prom.query('storeagent_provider_errors_total{provider="openai"}')
+    assert errors and float(errors[0]["value"][1]) >= 1
+    refused = prom.query('storeagent_protocol_errors_total{wire="audio_ws"}')
+    assert refused and refused[0]["metric"]["reason"].startswith("token_"), refused
+
+
+def test_template_variables_resolve(prometheus_with_traffic: tuple[PrometheusServer, float]) -> None:
+    prom, _ = prometheus_with_traffic
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        for var in board["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            m = re.fullmatch(r"label_values\((.+), (\w+)\)", var["definition"])
+            assert m, f"{path.name}: variable {var['name']} is not a label_values query"
+            match = substitute(m.group(1), {"namespace": ".*"})
+            values = prom.label_values(m.group(2), match)
+            assert values, f"{path.name}: variable ${var['name']} ({var['definition']}) resolves to nothing"
+
+
+@pytest.mark.parametrize(("uid", "panel", "target"), list(panels()),
+                         ids=[f"{u}:{p['title']}:{t['refId']}" for u, p, t in panels()])
+def test_every_panel_query_returns_data(prometheus_with_traffic: tuple[PrometheusServer, float], uid: str,
+                                        panel: dict[str, Any], target: dict[str, Any]) -> None:
+    prom, start = prometheus_with_traffic
+    store = prom.label_values("store", 'storeagent_calls_active{namespace=~".*"}')
+    assert store == ["sunrise-bakery"]
+    expr = substitute(target["expr"], {**BUILTINS, "namespace": ".*", "store": store[0]})
+    end = time.time()
+    if target.get("instant"):
+        result = prom.query(expr, at=end)
+    else:
+        result = prom.query_range(expr, start, end, step=2)
+    assert has_data(result), f"{uid} / {panel['title']}: no data for {expr}\n{result}"
