@@ -14,7 +14,7 @@ import kopf
 from storeagent.operator import dialplan, model, resources
 from storeagent.operator.controller import Controller, InvalidSpec, RetryLater, guarded
 from storeagent.operator.esl import Reloader
-from storeagent.operator.k8s import Api, ApiError, load_credentials
+from storeagent.operator.k8s import Api, ApiError, connection_fields, load_credentials
 from storeagent.operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         c: Controller = holder["controller"]
         return c
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # An explicit registry has no default login handler; and kopf's would read $KUBECONFIG, not our flag.
+        return kopf.ConnectionInfo(**connection_fields(kubeconfig))
+
+    @kopf.on.startup(registry=registry, id="startup")
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, _settings)
         api = Api(load_credentials(kubeconfig), timeout_s=_settings.request_timeout_s)
@@ -44,7 +49,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
 
     _settings = settings
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
         task = holder.get("reloader_task")
         if task is not None:
@@ -53,7 +58,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
             await ctl().close()
             await ctl().api.close()
 
-    @kopf.index(*SA, registry=registry)
+    @kopf.index(*SA, registry=registry, id="number_claims")
     def number_claims(**kw: Any) -> dict[str, Any]:
         namespace, name, uid, spec, meta = kw["namespace"], kw["name"], kw["uid"], kw["spec"], kw["meta"]
         # A shop being deleted claims nothing: its numbers may pass on to the next claimant.
@@ -64,7 +69,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
                                tuple(n for n in numbers if isinstance(n, str)), uid)
         return {"all": claim}
 
-    @kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.index("", "v1", "pods", labels=MANAGED, registry=registry, id="agent_pods")
     def agent_pods(**kw: Any) -> dict[Any, Any]:
         namespace, labels, status = kw["namespace"], kw["labels"], kw["status"]
         store = labels.get(resources.STORE_LABEL)
@@ -78,9 +83,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         c.claims = lambda: list(number_claims.get("all", []))
         return c
 
-    @kopf.on.resume(*SA, registry=registry)
-    @kopf.on.create(*SA, registry=registry)
-    @kopf.on.update(*SA, registry=registry)
+    @kopf.on.resume(*SA, registry=registry, id="reconcile")
+    @kopf.on.create(*SA, registry=registry, id="reconcile")
+    @kopf.on.update(*SA, registry=registry, id="reconcile")
     async def reconcile(**kw: Any) -> None:
         try:
             await bind(kw["number_claims"]).reconcile(dict(kw["body"]))
@@ -93,14 +98,15 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
                 raise kopf.TemporaryError(str(e), delay=5) from e
             raise kopf.PermanentError(str(e)) from e
 
-    @kopf.on.delete(*SA, registry=registry)
+    @kopf.on.delete(*SA, registry=registry, id="delete")
     async def delete(**kw: Any) -> None:
         try:
             await bind(kw["number_claims"]).delete(kw["namespace"], kw["name"])
         except (RetryLater, ApiError) as e:
             raise kopf.TemporaryError(str(e), delay=5) from e
 
-    @kopf.timer(*SA, interval=settings.stats_interval_seconds, initial_delay=1.0, registry=registry)
+    @kopf.timer(*SA, interval=settings.stats_interval_seconds, initial_delay=1.0, registry=registry,
+                id="stats")
     async def stats(**kw: Any) -> None:
         namespace, name, agent_pods = kw["namespace"], kw["name"], kw["agent_pods"]
         c = bind(kw["number_claims"])
@@ -111,7 +117,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         await guarded(c.recheck(st), f"recheck {namespace}/{name}")
         await guarded(c.poll_stats(st, ips), f"stats {namespace}/{name}")
 
-    @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry)
+    @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry, id="deployments")
     async def deployment_event(**kw: Any) -> None:
         store, event_type, namespace = kw["labels"].get(resources.STORE_LABEL), kw["type"], kw["namespace"]
         if not store or event_type is None:  # None: the initial listing, handled by resume

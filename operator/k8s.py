@@ -47,7 +47,7 @@ class Credentials:
     headers_fn: Any  # () -> dict[str, str]; re-read per request so rotated tokens are picked up
 
 
-def load_credentials(kubeconfig: str) -> Credentials:
+def _client_config(kubeconfig: str) -> Any:
     from kubernetes import client, config  # imported here: only this module depends on the client library
 
     cfg = client.Configuration()
@@ -55,6 +55,21 @@ def load_credentials(kubeconfig: str) -> Credentials:
         config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return cfg
+
+
+def _bearer(cfg: Any) -> str:
+    # kubernetes>=36 keeps the token under "BearerToken", older releases under "authorization"; calling the
+    # getter (not reading api_key) runs the refresh hook, so rotated in-cluster tokens are picked up.
+    for key in ("BearerToken", "authorization"):
+        value = cfg.get_api_key_with_prefix(key)
+        if value:
+            return str(value)
+    return ""
+
+
+def load_credentials(kubeconfig: str) -> Credentials:
+    cfg = _client_config(kubeconfig)
     ctx: ssl.SSLContext | bool
     if cfg.verify_ssl:
         ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
@@ -64,10 +79,19 @@ def load_credentials(kubeconfig: str) -> Credentials:
         ctx = False
 
     def headers() -> dict[str, str]:
-        auth = cfg.get_api_key_with_prefix("authorization")
+        auth = _bearer(cfg)
         return {"Authorization": auth} if auth else {}
 
     return Credentials(cfg.host.rstrip("/"), ctx, headers)
+
+
+def connection_fields(kubeconfig: str) -> dict[str, Any]:
+    """The same identity for kopf's own client (its login handler), from an explicit kubeconfig path."""
+    cfg = _client_config(kubeconfig)
+    scheme, _, token = _bearer(cfg).partition(" ")
+    return {"server": cfg.host, "ca_path": cfg.ssl_ca_cert, "insecure": not cfg.verify_ssl,
+            "certificate_path": cfg.cert_file, "private_key_path": cfg.key_file,
+            "scheme": scheme or None, "token": token or None}
 
 
 def object_path(kind: str, namespace: str, name: str = "", subresource: str = "") -> str:
