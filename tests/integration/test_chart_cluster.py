@@ -5,6 +5,7 @@ the installed RBAC is exactly enough; upgrade keeps generated secrets; uninstall
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,7 @@ from support.operator_env import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CI = {p.name.removesuffix("-values.yaml"): p for p in CI_VALUES}
-# Kinds of prometheus-operator: validated by the API server only where its CRDs are installed.
-MONITORING_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+MONITORING_CRDS_BUILD = Path(__file__).resolve().parents[1] / "tools" / "monitoring-crds" / "build.sh"
 
 
 def kube_json(cp: ControlPlane, *args: str) -> Any:
@@ -29,28 +29,51 @@ def ensure_namespaces(cp: ControlPlane, *names: str) -> None:
     cp.apply(*({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in names))
 
 
-def has_monitoring_crds(cp: ControlPlane) -> bool:
-    out = cp.kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name", check=False)
-    return "podmonitors" in out.stdout
+@pytest.fixture(scope="module")
+def monitoring_crds(control_plane: ControlPlane) -> None:
+    """prometheus-operator's PodMonitor/ServiceMonitor/PrometheusRule CRDs, generated from its pinned Go types."""
+    out = subprocess.run(["bash", str(MONITORING_CRDS_BUILD)], check=True, stdout=subprocess.PIPE, text=True)
+    crd_dir = Path(out.stdout.strip().splitlines()[-1])
+    for kind in ("podmonitors", "servicemonitors", "prometheusrules"):
+        control_plane.kubectl("apply", "--server-side", "--field-manager=chart-test", "-f",
+                              str(crd_dir / f"monitoring.coreos.com_{kind}.yaml"))
+        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                              f"crd/{kind}.monitoring.coreos.com")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_rendered_manifests_pass_server_side_dry_run(control_plane: ControlPlane, values: Path) -> None:
+def test_rendered_manifests_pass_server_side_dry_run(control_plane: ControlPlane, monitoring_crds: None,
+                                                     values: Path) -> None:
     cp = control_plane
     ns = "chart-dry-" + values.name.removesuffix("-values.yaml")
     ensure_namespaces(cp, ns, "shops-a", "shops-b", "monitoring")
     docs = [d for d in yaml.safe_load_all(template_text([values], namespace=ns)) if d]
-    skipped = set()
-    if not has_monitoring_crds(cp):
-        skipped = {d["kind"] for d in docs if d["kind"] in MONITORING_KINDS}
-        docs = [d for d in docs if d["kind"] not in MONITORING_KINDS]
     out = cp.kubectl("apply", "--server-side", "--dry-run=server", "--field-manager=chart-test", "-f", "-",
                      input="\n---\n".join(json.dumps(d) for d in docs), check=False)
     assert out.returncode == 0, out.stderr
     applied = [line for line in out.stdout.splitlines() if "serverside-applied" in line or "unchanged" in line]
     assert len(applied) == len(docs), out.stdout
-    if skipped:
-        print(f"not server-validated (no prometheus-operator CRDs): {sorted(skipped)}")
+
+
+def test_helm_install_with_prometheus_operator_objects(control_plane: ControlPlane, monitoring_crds: None) -> None:
+    cp = control_plane
+    ns, release = "chart-monitoring", "mon"
+    kube = ["--kubeconfig", str(cp.kubeconfig)]
+    ensure_namespaces(cp, "shops-a", "shops-b", "monitoring")
+    helm("install", release, str(CHART), "-n", ns, "--create-namespace", "-f", str(CI["monitoring"]),
+         "--wait", "--timeout", "5m", *kube)
+    try:
+        pm = kube_json(cp, "-n", ns, "get", "podmonitor", f"{release}-storeagent-agents")
+        assert pm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "storeagent-agent"}
+        rule = kube_json(cp, "-n", ns, "get", "prometheusrule", f"{release}-storeagent")
+        assert len([r for g in rule["spec"]["groups"] for r in g["rules"]]) == 7
+        assert kube_json(cp, "-n", ns, "get", "servicemonitor", f"{release}-storeagent-operator")
+        pods = kube_json(cp, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=storeagent-operator")["items"]
+        assert len(pods) == 2
+        for shop_ns in ("shops-a", "shops-b"):
+            assert kube_json(cp, "-n", shop_ns, "get", "secret", "storeagent-stream-token")["data"]["key"]
+    finally:
+        helm("uninstall", release, "-n", ns, "--wait", "--timeout", "3m", *kube)
 
 
 def test_helm_install_runs_the_operator_and_freeswitch(control_plane: ControlPlane) -> None:
