@@ -121,3 +121,10 @@ def test_freeswitch_ports_in_the_chart_are_those_of_the_conf() -> None:
     assert const("sipPort") == sip.group(1)
     assert const("eslPort") == esl.group(1)
     assert const("rtpPorts") == f"{rtp.group(1)}-{rtp.group(2)}"
+
+
+def test_every_alert_has_a_runbook_section_in_the_docs() -> None:
+    alerts = re.findall(r"- alert: (\w+)", (CHART / "templates" / "prometheusrule.yaml").read_text())
+    docs = (REPO / "docs" / "observability.md").read_text()
+    headings = {h.lower() for h in re.findall(r"^### (\S+)$", docs, re.M)}
+    assert alerts and {a.lower() for a in alerts} <= headings, "runbook_url anchors must exist"
