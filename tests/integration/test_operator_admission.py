@@ -1,0 +1,106 @@
+"""Invalid StoreAgents are refused by the real API server at admission, with a message naming the field and
+the reason (OpenAPI schema from the pydantic model, CEL rules where the schema cannot say it)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support.operator_env import install
+
+pytestmark = [pytest.mark.integration]
+NS = "default"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "apiVersion": "storeagent.dev/v1alpha1", "kind": "StoreAgent",
+        "metadata": {"name": "admission-shop", "namespace": NS},
+        "spec": {
+            "phoneNumbers": ["+15557770001"],
+            "profile": {"name": "Admission Deli",
+                        "hours": {"monday": [{"open": "08:00", "close": "17:00"}]},
+                        "menu": [{"name": "bagel", "price": "2.50"}]},
+            "fallback": {"forwardTo": "+15557779999"},
+            "scaling": {"replicas": 1, "maxCallsPerPod": 10},
+        },
+    }
+
+
+def mutate(fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    doc = copy.deepcopy(base())
+    fn(doc)
+    return doc
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(doc: dict[str, Any]) -> None:
+        node = doc
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return apply
+
+
+# (case id, mutation, words the API server's message must contain: the field path and the reason)
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
+    ("number-not-e164", _set("spec.phoneNumbers", ["555-1234"]), ("spec.phoneNumbers[0]", "should match")),
+    ("no-numbers", _set("spec.phoneNumbers", []), ("spec.phoneNumbers", "at least 1")),
+    ("duplicate-number", _set("spec.phoneNumbers", ["+15557770001", "+15557770001"]),
+     ("spec.phoneNumbers[1]", "Duplicate value")),
+    ("close-before-open", _set("spec.profile.hours.monday", [{"open": "17:00", "close": "08:00"}]),
+     ("spec.profile.hours.monday[0].close", "close must be after open")),
+    ("bad-hour-format", _set("spec.profile.hours.monday", [{"open": "8am", "close": "17:00"}]),
+     ("spec.profile.hours.monday[0].open", "should match")),
+    ("negative-price", _set("spec.profile.menu", [{"name": "bagel", "price": "-1"}]),
+     ("spec.profile.menu[0].price", "should match")),
+    ("unknown-provider", _set("spec.providers", {"llm": {"name": "skynet"}}),
+     ("spec.providers.llm.name", "Unsupported value")),
+    ("too-many-replicas", _set("spec.scaling.replicas", 500), ("spec.scaling.replicas", "less than or equal to 50")),
+    ("zero-calls-per-pod", _set("spec.scaling.maxCallsPerPod", 0),
+     ("spec.scaling.maxCallsPerPod", "greater than or equal to 1")),
+    ("fallback-empty", _set("spec.fallback", {}), ("spec.fallback", "fallback needs forwardTo or playback")),
+    ("fallback-loops-to-itself", _set("spec.fallback", {"forwardTo": "+15557770001"}),
+     ("spec.fallback.forwardTo", "must not be one of the shop's own phoneNumbers")),
+    ("playback-injection", _set("spec.fallback", {"playback": "x.wav\"/><action application=\"system"}),
+     ("spec.fallback.playback", "should match")),
+    ("webhook-not-http", _set("spec.webhook", {"url": "ftp://example.invalid/hook"}),
+     ("spec.webhook.url", "should match")),
+    ("ring-seconds-too-short", _set("spec.transfer", {"ringSeconds": 1}),
+     ("spec.transfer.ringSeconds", "greater than or equal to 5")),
+    ("max-call-too-long", _set("spec.maxCallSeconds", 86400), ("spec.maxCallSeconds", "less than or equal to 3600")),
+    ("limits-below-requests", _set("spec.resources", {"requests": {"memory": "1Gi"}, "limits": {"memory": "256Mi"}}),
+     ("spec.resources.limits.memory", "limits.memory must not be below requests.memory")),
+    ("secret-name-invalid", _set("spec.secretRef", {"name": "Not_A_Name"}), ("spec.secretRef.name", "should match")),
+    ("name-not-dns-1035", _set("metadata.name", "9-lives-cafe"), ("metadata.name must be a DNS-1035 label",)),
+    ("missing-profile", lambda d: d["spec"].pop("profile"), ("spec.profile", "Required value")),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane: Any) -> Any:
+    install(control_plane)
+    return control_plane
+
+
+def test_valid_base_is_accepted(cluster: Any) -> None:
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(base()), check=False)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(("case", "change", "words"), CASES, ids=[c[0] for c in CASES])
+def test_invalid_spec_rejected_naming_field_and_reason(cluster: Any, case: str, change: Any,
+                                                       words: tuple[str, ...]) -> None:
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(mutate(change)), check=False)
+    assert out.returncode != 0, f"{case} was accepted"
+    assert "is invalid" in out.stderr, out.stderr
+    for w in words:
+        assert w in out.stderr, f"{case}: {w!r} not in {out.stderr}"
