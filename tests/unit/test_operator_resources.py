@@ -1,0 +1,96 @@
+"""Pure desired_* builders: what each shop's objects look like."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from storeagent.operator import model, resources
+from storeagent.operator.settings import Settings
+
+from storeagent.shop import ShopConfig
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"
+
+
+def shop(**changes: object) -> resources.Shop:
+    spec = yaml.safe_load(EXAMPLE.read_text())["spec"]
+    spec.update(changes)
+    return resources.Shop("sunrise-bakery", "shops", "uid-1", model.parse_spec(spec))
+
+
+def test_every_object_is_owned_and_labelled() -> None:
+    objs = resources.desired_all(shop(), Settings())
+    assert [o["kind"] for o in objs] == ["ServiceAccount", "ConfigMap", "Service", "NetworkPolicy",
+                                         "PodDisruptionBudget", "Deployment"]
+    for o in objs:
+        meta = o["metadata"]
+        assert meta["namespace"] == "shops"
+        assert meta["ownerReferences"] == [{"apiVersion": "storeagent.dev/v1alpha1", "kind": "StoreAgent",
+                                            "name": "sunrise-bakery", "uid": "uid-1", "controller": True,
+                                            "blockOwnerDeletion": True}]
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "storeagent-operator"
+
+
+def test_deployment_contract_with_the_agent() -> None:
+    s = shop(secretRef={"name": "bakery-keys"}, maxCallSeconds=900)
+    dep = resources.desired_deployment(s, Settings(image_tag="1.2.3"))
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "ghcr.io/storeagent/agent:1.2.3"
+    assert c["command"] == ["storeagent", "agent", "serve"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"esl": 8084, "http": 8080}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["STOREAGENT_CONFIG"]["value"] == "/etc/storeagent/shop.yaml"
+    assert env["STOREAGENT_MAX_CALLS"]["value"] == "50"
+    assert env["STOREAGENT_STREAM_TOKEN_KEY_FILE"]["value"] == "/var/run/storeagent/stream-token/key"
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    for key in ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "bakery-keys", "key": key, "optional": True}
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["terminationGracePeriodSeconds"] == 900 + resources.DRAIN_MARGIN_S
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["stream-token"]["secret"]["secretName"] == "storeagent-stream-token"
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+
+
+def test_no_provider_keys_without_secret_ref_and_image_override() -> None:
+    s = shop(image={"repository": "registry.local/agent", "tag": "dev", "pullPolicy": "Always"})
+    c = resources.desired_deployment(s, Settings())["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"] == "registry.local/agent:dev" and c["imagePullPolicy"] == "Always"
+    assert not any(e["name"].endswith("_API_KEY") for e in c["env"])
+
+
+def test_configmap_is_the_agent_config_and_changes_roll_the_pods() -> None:
+    cm = resources.desired_configmap(shop())
+    cfg = ShopConfig.model_validate(yaml.safe_load(cm["data"]["shop.yaml"]))
+    assert cfg.store == "sunrise-bakery" and cfg.profile.name == "Sunrise Bakery"
+    a = resources.desired_deployment(shop(), Settings())
+    b = resources.desired_deployment(shop(language="fr-FR"), Settings())
+    key = resources.CONFIG_HASH
+    def h(d: dict[str, Any]) -> str:
+        return str(d["spec"]["template"]["metadata"]["annotations"][key])
+
+    assert h(a) != h(b)
+
+
+def test_network_policy_admits_only_freeswitch_prometheus_and_operator() -> None:
+    np = resources.desired_network_policy(shop(), Settings(freeswitch_namespace="telephony"))
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    rules = np["spec"]["ingress"]
+    assert len(rules) == 3
+    fs = rules[0]["from"][0]
+    assert fs["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "telephony"}}
+    assert {p["port"] for p in rules[0]["ports"]} == {8084, 8080}
+    assert [p["port"] for p in rules[1]["ports"]] == [8080]
+
+
+def test_service_account_has_no_token_and_pdb_never_blocks_drains() -> None:
+    assert resources.desired_service_account(shop())["automountServiceAccountToken"] is False
+    assert resources.desired_pdb(shop())["spec"]["maxUnavailable"] == 1
