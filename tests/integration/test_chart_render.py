@@ -267,3 +267,21 @@ def test_template_is_deterministic_apart_from_generated_secrets() -> None:
         return docs
 
     assert strip(template_text(DEFAULT)) == strip(template_text(DEFAULT))
+
+
+def test_pod_labels_are_those_the_operators_network_policies_admit() -> None:
+    objs = render(DEFAULT)
+    s = operator_settings.Settings()
+    op_labels = one(objs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
+    fs_labels = one(objs, "Deployment", "-freeswitch")["spec"]["template"]["metadata"]["labels"]
+    assert s.operator_pod_labels.items() <= op_labels.items()
+    assert s.freeswitch_pod_labels.items() <= fs_labels.items()
+
+
+def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
+    helm("package", str(CHART), "-d", str(tmp_path))
+    (package,) = tmp_path.glob("storeagent-*.tgz")
+    out = helm("template", "sa", str(package), "-n", "storeagent-system", "-f", str(CI["default"]),
+               "--include-crds").stdout
+    packaged = [d for d in yaml.safe_load_all(out) if d and d["kind"] != "Secret"]
+    assert packaged == [o for o in render(DEFAULT) if o["kind"] != "Secret"]
