@@ -83,10 +83,10 @@ class OperatorMetrics:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """`host:port` (IPv6 in brackets) -> (host, port); a clear error names the variable and the reason."""
+    """`host:port` (IPv6 in brackets; port 0 = any free port) -> (host, port); errors name the variable."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{ADDRESS_ENV}={text!r}: expected host:port with a port in 1..65535")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{ADDRESS_ENV}={text!r}: expected host:port with a port in 0..65535")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
