@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from storeagent.operator import dialplan, model, resources, status
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api
+from storeagent.operator.metrics import OperatorMetrics
 from storeagent.operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ def _format_error(e: ValidationError) -> str:
 
 
 class Controller:
-    def __init__(self, api: Api, settings: Settings, reloader: Reloader, post_event: EventPoster) -> None:
+    def __init__(self, api: Api, settings: Settings, reloader: Reloader, post_event: EventPoster,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.api = api
+        self.metrics = metrics or OperatorMetrics()
         self.settings = settings
         self.reloader = reloader
         self.post_event = post_event
@@ -141,6 +144,7 @@ class Controller:
                 self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,
                 {"app.kubernetes.io/managed-by": resources.MANAGED_BY, "storeagent.dev/dialplan": "true"})
             result = await self.reloader.reload()
+            self.metrics.dialplan_reload(result.ok)
             o = st.observed
             o.dialplan_ok = result.ok
             o.dialplan_reason = ("Reloaded" if self.reloader.configured else "Written") if result.ok else "ReloadFailed"
@@ -190,6 +194,7 @@ class Controller:
         if not result.ok:
             raise RetryLater(result.message, 10.0)
         self.shops.pop(key, None)
+        self.metrics.shop_deleted(namespace, name)
         for other in sorted(st.rivals):  # a number this shop held may now go to the next claimant
             if (ost := self.shops.get(other)) is not None:
                 await self.sync_dialplan(ost, cascade=False, exclude=key)
@@ -238,6 +243,9 @@ class Controller:
     async def refresh_status(self, st: ShopState) -> None:
         """Patch the status only when something other than timestamps changed."""
         new = status.compose(st.observed)
+        by_type = {c["type"]: c["status"] == "True" for c in new["conditions"]}
+        self.metrics.shop_status(st.namespace, st.name, ready=by_type["Ready"],
+                                 dialplan_synced=by_type["DialplanSynced"])
         previous = st.last_status if st.last_status is not None else None
         base = previous["conditions"] if previous is not None else st.stored_conditions
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

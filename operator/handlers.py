@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -15,6 +16,7 @@ from storeagent.operator import dialplan, model, resources
 from storeagent.operator.controller import Controller, InvalidSpec, RetryLater, guarded
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api, ApiError, connection_fields, load_credentials
+from storeagent.operator.metrics import OperatorMetrics, serve_from_env
 from storeagent.operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         api = Api(load_credentials(kubeconfig), timeout_s=_settings.request_timeout_s)
         reloader = Reloader(_settings.freeswitch_esl, _settings.freeswitch_esl_password,
                             _settings.dialplan_settle_seconds)
-        holder["controller"] = Controller(api, _settings, reloader, _post_event)
+        metrics = OperatorMetrics()
+        serve_from_env(metrics)  # $STOREAGENT_OPERATOR_METRICS_ADDRESS, set by the chart
+        holder["controller"] = Controller(api, _settings, reloader, _post_event, metrics)
         holder["reloader_task"] = asyncio.create_task(reloader.run(), name="reloadxml")
 
     _settings = settings
@@ -87,16 +91,29 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
     @kopf.on.create(*SA, registry=registry, id="reconcile")
     @kopf.on.update(*SA, registry=registry, id="reconcile")
     async def reconcile(**kw: Any) -> None:
+        c = bind(kw["number_claims"])
+        t0 = time.monotonic()
+
+        def done(result: str) -> None:
+            c.metrics.reconciled(result, time.monotonic() - t0)
+
         try:
-            await bind(kw["number_claims"]).reconcile(dict(kw["body"]))
+            await c.reconcile(dict(kw["body"]))
+            done("success")
         except InvalidSpec as e:
+            done("error")
             raise kopf.PermanentError(str(e)) from e
         except RetryLater as e:
+            done("retry")
             raise kopf.TemporaryError(str(e), delay=e.delay_s) from e
         except ApiError as e:
+            done("retry" if e.retryable else "error")
             if e.retryable:
                 raise kopf.TemporaryError(str(e), delay=5) from e
             raise kopf.PermanentError(str(e)) from e
+        except Exception:
+            done("error")
+            raise
 
     @kopf.on.delete(*SA, registry=registry, id="delete")
     async def delete(**kw: Any) -> None:
