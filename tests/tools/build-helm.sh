@@ -28,10 +28,12 @@ start=$SECONDS
 echo "helm: building ${HELM_MODULE}/cmd/helm@${HELM_VERSION} with -p ${STOREAGENT_GO_P:-2}" >&2
 # `go install pkg@version` builds from the module's own go.mod/go.sum (checksummed), outside any local module.
 # The version is stamped like helm's release Makefile does, so `helm version` reports the real release.
-GOBIN="$out/.tmp" nice -n 10 go install -p "${STOREAGENT_GO_P:-2}" \
+# A private temp dir: two test runs building at once must not trip over each other.
+tmpbin="$(mktemp -d "$out/.tmp.XXXXXX")"
+trap 'rm -rf "$tmpbin"' EXIT
+GOBIN="$tmpbin" nice -n 10 go install -p "${STOREAGENT_GO_P:-2}" \
     -ldflags "-s -w -X ${HELM_MODULE}/internal/version.version=${HELM_VERSION} -X ${HELM_MODULE}/internal/version.gitTreeState=clean" \
     "${HELM_MODULE}/cmd/helm@${HELM_VERSION}"
-mv "$out/.tmp/helm" "$out/helm"
-rmdir "$out/.tmp"
+mv "$tmpbin/helm" "$out/helm"
 echo "helm: built ${HELM_VERSION} in $((SECONDS - start)) s" >&2
 echo "$out/helm"

@@ -21,14 +21,15 @@ if [[ -f "$out/${want[0]}" && -f "$out/${want[1]}" && -f "$out/${want[2]}" ]]; t
 fi
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 start=$SECONDS
-tmp="$out.tmp"
-rm -rf "$tmp" && mkdir -p "$tmp"
+mkdir -p "$(dirname "$out")"
+tmp="$(mktemp -d "$out.tmp.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
 # maxDescLen=0: descriptions are not needed for validation and make the CRDs several times smaller.
 nice -n 10 go tool controller-gen crd:crdVersions=v1,maxDescLen=0 \
     paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$tmp" >&2
 for f in "${want[@]}"; do
     test -s "$tmp/$f" || { echo "monitoring-crds: $f was not generated" >&2; exit 1; }
 done
-rm -rf "$out" && mv "$tmp" "$out"
+rm -rf "$out" && mv "$tmp" "$out" && trap - EXIT
 echo "monitoring-crds: generated in $((SECONDS - start)) s" >&2
 echo "$out"
