@@ -111,11 +111,12 @@ class Controller:
         st.shop = resources.Shop(st.name, st.namespace, st.uid, parsed)
         st.observed.numbers = tuple(parsed.phone_numbers)
         st.observed.replicas_wanted = parsed.scaling.replicas
-        for obj in resources.desired_all(st.shop, self.settings):
-            out = await self.api.apply(obj)
-            if obj["kind"] == "Deployment":
-                st.deployment_generation = out["metadata"].get("generation")
-                self._observe_deployment(st, out)
+        *support, deployment = resources.desired_all(st.shop, self.settings)
+        # Independent objects in parallel; the Deployment last, so its pods find their ConfigMap and SA.
+        await asyncio.gather(*(self.api.apply(obj) for obj in support))
+        out = await self.api.apply(deployment)
+        st.deployment_generation = out["metadata"].get("generation")
+        self._observe_deployment(st, out)
         st.observed.reconciled_generation = st.observed.generation
         await self.sync_dialplan(st, cascade=True)
         await self.refresh_status(st)

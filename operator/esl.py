@@ -79,7 +79,7 @@ async def _resolve(target: str) -> list[tuple[str, int]]:
 
 
 class Reloader:
-    def __init__(self, targets: tuple[str, ...], password: str, settle_s: float, debounce_s: float = 0.5):
+    def __init__(self, targets: tuple[str, ...], password: str, settle_s: float, debounce_s: float = 0.25):
         self._targets = targets
         self._password = password
         self._settle_s = settle_s

@@ -221,7 +221,7 @@ def desired_network_policy(shop: Shop, settings: Settings) -> Obj:
 
 
 def desired_all(shop: Shop, settings: Settings) -> list[Obj]:
-    """In apply order: what the Deployment references exists before it."""
+    """The Deployment last: what it references exists before it."""
     return [
         desired_service_account(shop),
         desired_configmap(shop),
