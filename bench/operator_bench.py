@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--workers", type=int, default=16, help="parallel create requests")
     a = p.parse_args(argv)
+    # SIGTERM (timeout, CI cancel) unwinds the context managers, so no control-plane process is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp, ControlPlane(Path(tmp)) as cp, \
             FakeFreeSwitchEsl() as esl:
         kubeconfig = install(cp)

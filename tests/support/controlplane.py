@@ -49,6 +49,16 @@ def ensure_built(quiet: bool = False) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the component if the test process dies without cleaning up (SIGKILL, crash)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -199,7 +209,8 @@ class ControlPlane:
         assert self.bin_dir is not None
         log = open(self.logs / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen([str(self.bin_dir / name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
 
     def _wait(self, check: Any, what: str, deadline: float) -> None:
         while time.monotonic() < deadline:

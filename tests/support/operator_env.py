@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from support.controlplane import REPO, ControlPlane
+from support.controlplane import REPO, ControlPlane, _die_with_parent
 
 RBAC_RULES = REPO / "charts" / "storeagent" / "files" / "operator-rbac-rules.yaml"
 CRD_DIR = REPO / "crds"
@@ -77,7 +77,7 @@ class OperatorProcess:
         cmd = [str(exe), "operator", "run", f"--kubeconfig={self.kubeconfig}", *self.extra_args]
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         return self
 
     @property
