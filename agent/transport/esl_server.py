@@ -31,6 +31,7 @@ DEFAULT_SUBCLASSES = (
     "storeagent::mark",
 )
 READ_CHUNK = 65536
+CLOSE_TIMEOUT = 2.0  # seconds to flush and close a call's socket before aborting it
 
 
 class EslError(StoreAgentError):
@@ -175,14 +176,17 @@ class EslCall:
         if not self._closed:
             self._closed = True
             self._writer.close()
+        self._fail_pending("connection closed")
+        self._end_events()
         if self._reader_task is not None and self._reader_task is not asyncio.current_task():
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
-        with contextlib.suppress(Exception):
-            await self._writer.wait_closed()
-        self._fail_pending("connection closed")
-        self._end_events()
+        try:
+            # A peer that stopped reading would keep unsent bytes (and the socket) alive: bound it, then abort.
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
+        except (TimeoutError, OSError):
+            self._writer.transport.abort()
 
     # ----------------------------------------------------------------------------------------- internals
     async def _command(self, data: bytes, what: str) -> wire.EslMessage:
@@ -336,12 +340,13 @@ class EslServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)  # even when cancelled inside the finally below
         call = EslCall(reader, writer, on_protocol_error=self._on_protocol_error)
         try:
             try:
                 await asyncio.wait_for(call.setup(self._subclasses), self._setup_timeout)
             except (EslError, TimeoutError) as exc:
-                log.warning("esl call %s: setup failed: %s", call.uuid or "?", exc or "timeout")
+                log.warning("esl call %s: setup failed: %s", call.uuid or "?", str(exc) or "timed out")
                 return
             try:
                 await self._handler(call)
@@ -351,4 +356,3 @@ class EslServer:
                 log.exception("esl call %s: handler failed", call.uuid)
         finally:
             await call.close()
-            self._tasks.discard(task)
