@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from storeagent.agent.loopback.audio_client import AudioClient
 from storeagent.agent.loopback.esl_client import LoopbackEslClient
@@ -52,6 +54,9 @@ class LoopbackCall:
         if len(words) < 3 or words[1] != self.uuid:
             return "-ERR no such channel\n"
         verb = words[2]
+        if verb == "clear" and self.audio is not None:  # the module's API has it too (drop queued speech)
+            self.audio.playout.clear()
+            return "+OK\n"
         if verb == "start" and len(words) == 6 and words[4] in ("8000", "16000"):
             url, rate, token = words[3], int(words[4]), words[5]
             self._spawn(self._connect(url, rate, token))  # the module connects asynchronously, like a thread
@@ -78,8 +83,8 @@ class LoopbackCall:
             await self.audio.close()
         self.audio_stopped.set()
 
-    def _spawn(self, coro: object) -> None:
-        t = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        t = asyncio.ensure_future(coro)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
