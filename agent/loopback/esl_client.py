@@ -303,7 +303,8 @@ class LoopbackEslClient:
             response = "FILE PLAYED" if app == "playback" else response
         elif app == "hangup":
             self._spawn(self._hangup(arg or "NORMAL_CLEARING"))
-        self.channel.variables["current_application_response"] = response
+        if response != "_none_":  # "_none_" means the application set no response variable
+            self.channel.variables["current_application_response"] = response
         done = [*ids[:2], ("Application-Response", response), *ids[2:]]
         self._emit("CHANNEL_EXECUTE_COMPLETE", self.channel.event("CHANNEL_EXECUTE_COMPLETE", _EXEC_DONE, extra=done))
 
