@@ -158,8 +158,10 @@ def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
     s.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="storeagent.dev", key="last-handled-configuration")
     s.posting.level = logging.INFO
-    # No worker_limit: a kopf worker lingers `idle_timeout` after its last event, so a cap turns a burst of
-    # 1,000 new shops into a queue (measured: 64 workers -> ~3 shops/s). Workers are small tasks.
+    # Per-object workers: a cap bounds memory in a burst (1,000 shops at once: ~350 MB uncapped), and a short
+    # idle timeout frees a slot soon after an object settles (default 5 s: 64 slots gave ~3 shops/s).
+    s.batching.worker_limit = 200
+    s.batching.idle_timeout = 1.0
     if settings.peering_name:
         s.peering.name = settings.peering_name
         s.peering.mandatory = True

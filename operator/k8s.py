@@ -109,6 +109,7 @@ class Api:
         self._creds = creds
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._shells: set[tuple[str, str]] = set()  # dialplan ConfigMaps known to exist
 
     async def __aenter__(self) -> Api:
         return self
@@ -176,8 +177,15 @@ class Api:
         if xml is not None:
             shell = {"apiVersion": "v1", "kind": "ConfigMap",
                      "metadata": {"name": configmap, "namespace": namespace, "labels": labels}}
-            existing = await self.get("ConfigMap", namespace, configmap)
-            if existing is None:
-                # The shell holds no data fields, so applying it never fights the per-key patches.
-                await self.apply(shell)
-        await self.merge_patch("ConfigMap", namespace, configmap, {"data": {key: xml}}, ok_missing=xml is None)
+            if (namespace, configmap) not in self._shells:
+                if await self.get("ConfigMap", namespace, configmap) is None:
+                    # The shell holds no data fields, so applying it never fights the per-key patches.
+                    await self.apply(shell)
+                self._shells.add((namespace, configmap))
+        try:
+            await self.merge_patch("ConfigMap", namespace, configmap, {"data": {key: xml}}, ok_missing=xml is None)
+        except ApiError as e:
+            if e.status != 404 or (namespace, configmap) not in self._shells:
+                raise
+            self._shells.discard((namespace, configmap))  # deleted behind our back: recreate once
+            await self.set_dialplan_file(namespace, configmap, key, xml, labels)
