@@ -46,7 +46,7 @@ def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, interva
 
 def install(cp: ControlPlane) -> Path:
     """CRD + namespace + ServiceAccount/ClusterRole/Binding from the chart's rules; returns the SA kubeconfig."""
-    cp.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=storeagent-tests", "-f", str(CRD_DIR))
     cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/storeagents.storeagent.dev")
     rules = yaml.safe_load(RBAC_RULES.read_text())
     cp.apply(
