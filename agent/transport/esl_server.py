@@ -31,6 +31,7 @@ DEFAULT_SUBCLASSES = (
     "storeagent::mark",
 )
 READ_CHUNK = 65536
+BACKLOG_WARN = 500  # queued events at which a lagging consumer is logged (once); the reader never waits
 CLOSE_TIMEOUT = 2.0  # seconds to flush and close a call's socket before aborting it
 
 
@@ -246,7 +247,11 @@ class EslCall:
                 if done is not None and not done.done():
                     done.set_result(ev)
             self._events.put_nowait(ev)
-            self.max_event_backlog = max(self.max_event_backlog, self._events.qsize())
+            backlog = self._events.qsize()
+            if backlog > self.max_event_backlog:
+                if self.max_event_backlog < BACKLOG_WARN <= backlog:
+                    log.warning("esl call %s: %d events wait for the call's consumer", self._uuid, backlog)
+                self.max_event_backlog = backlog
         elif ct == wire.CT_DISCONNECT:
             # The channel is gone (linger) or the socket is about to close: nothing more will complete.
             self.disconnect_notice = msg
