@@ -4,9 +4,10 @@ What it does, as the module does it:
 - connects to `ws://<agent>/v1/calls/<uuid>/audio` with `Authorization: Bearer <token>`, sends the start frame;
 - sends caller audio as 20 ms L16 frames on a real 20 ms clock, silence when its source has nothing (the module
   keeps the cadence when the caller's RTP pauses);
-- receives agent speech in any chunk size into a `PlayoutBuffer` played on its own 20 ms clock (prebuffer at
-  most 60 ms); `clear` empties the buffer at once (the next tick is silence) and reports pending marks
-  `cleared`; marks are reported `played` when playout passes them; optional `stats` frames.
+- receives agent speech in any chunk size into a `PlayoutBuffer` (sa_playout.c's rules: prebuffer 40 ms by
+  default, 0..60; queued audio capped at `max_buffer_ms`) played on its own 20 ms clock; `clear` (the agent's
+  message or `uuid_storeagent clear`) empties the buffer at once (the next tick is silence) and reports pending
+  marks `cleared`; marks are reported `played` when playout passes them; optional `stats` frames.
 Both clocks share one epoch t0, so uplink frame k and playout frame k are the same 20 ms of the call: the
 `CallRecord` they fill gives barge-in timing and a sample-aligned stereo WAV.
 """
@@ -22,7 +23,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from storeagent.agent.loopback.playout import CallRecord, ClearRecord, MarkRecord, PlayoutBuffer
+from storeagent.agent.loopback.playout import (
+    DEFAULT_MAX_MS,
+    DEFAULT_PREBUFFER_MS,
+    CallRecord,
+    ClearRecord,
+    MarkRecord,
+    PlayoutBuffer,
+)
 from storeagent.agent.transport.codec import FrameSplitter
 
 log = logging.getLogger(__name__)
@@ -34,7 +42,8 @@ class AudioClient:
     """One call's audio websocket, FreeSWITCH side.
 
     `source`: optional async iterator of caller PCM (any chunk size, faster than real time is fine: it is
-    queued and paced). `feed()` queues more caller audio at any time. `prebuffer_ms`: 0, 20, 40 or 60.
+    queued and paced). `feed()` queues more caller audio at any time. `prebuffer_ms` (0..60) and `max_buffer_ms`
+    are the module's `prebuffer-ms` and `max-buffer-ms`, same defaults.
     `stats_interval`: seconds between stats frames (None: none).
     """
 
@@ -46,7 +55,8 @@ class AudioClient:
         token: str | None,
         sample_rate: int = 8000,
         source: AsyncIterator[bytes] | None = None,
-        prebuffer_ms: int = 60,
+        prebuffer_ms: int = DEFAULT_PREBUFFER_MS,
+        max_buffer_ms: int = DEFAULT_MAX_MS,
         stats_interval: float | None = None,
         start_frame: dict[str, Any] | None = None,
         max_msg_bytes: int = 4 * 1024 * 1024,
@@ -66,7 +76,7 @@ class AudioClient:
             "channels": 1,
         }
         self._max_msg = max_msg_bytes
-        self.playout = PlayoutBuffer(self.frame_bytes, prebuffer_ms // 20)
+        self.playout = PlayoutBuffer(sample_rate, prebuffer_ms=prebuffer_ms, max_ms=max_buffer_ms)
         self.record = CallRecord(sample_rate)
         self.protocol_errors = 0  # downlink frames the module would reject
         self._caller: deque[bytes] = deque()
@@ -78,6 +88,7 @@ class AudioClient:
         self._task: asyncio.Task[None] | None = None
         self._t0 = 0.0
         self._playout_index = 0
+        self._mark_sends: set[asyncio.Task[None]] = set()
 
     # --------------------------------------------------------------------------------------------- control
     @property
@@ -130,6 +141,17 @@ class AudioClient:
         """Until all caller audio queued so far has been sent."""
         await self._uplink_idle.wait()
 
+    def clear_playout(self) -> tuple[str, ...]:
+        """`uuid_storeagent <uuid> clear`: the same as the agent's clear message (sa_call_clear). The drop is
+        immediate; the `cleared` mark reports go up in order right after. Returns the marks cleared."""
+        now = asyncio.get_running_loop().time()
+        cleared = self._clear(now)
+        if cleared:
+            t = asyncio.ensure_future(self._send_marks(cleared, "cleared"))
+            self._mark_sends.add(t)
+            t.add_done_callback(self._mark_sends.discard)
+        return cleared
+
     async def close(self) -> None:
         """Hang up the audio: close the websocket (1000) and stop both clocks."""
         if self._ws is not None and not self._ws.closed:
@@ -142,6 +164,7 @@ class AudioClient:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await asyncio.gather(*self._mark_sends, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
@@ -200,13 +223,21 @@ class AudioClient:
             self.record.agent_active.append(tick.active)
             self.record.playout_times.append(now)
             for name in tick.played_marks:
-                await self._report_mark(name, "played", now, k)
+                self.record.marks.append(MarkRecord(name, "played", now, k))
+            await self._send_marks(tick.played_marks, "played")
             k += 1
 
-    async def _report_mark(self, name: str, event: str, at: float, index: int) -> None:
-        self.record.marks.append(MarkRecord(name, event, at, index))
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_str(json.dumps({"type": "mark", "name": name, "event": event}))
+    def _clear(self, now: float) -> tuple[str, ...]:
+        dropped, cleared = self.playout.clear()
+        self.record.clears.append(ClearRecord(now, self._playout_index, dropped, tuple(cleared)))
+        for name in cleared:
+            self.record.marks.append(MarkRecord(name, "cleared", now, self._playout_index))
+        return tuple(cleared)
+
+    async def _send_marks(self, names: tuple[str, ...], event: str) -> None:
+        for name in names:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_str(json.dumps({"type": "mark", "name": name, "event": event}))
 
     async def _pump_source(self, source: AsyncIterator[bytes]) -> None:
         try:
@@ -225,8 +256,11 @@ class AudioClient:
         ws = self.ws
         while not ws.closed:
             await asyncio.sleep(interval)
-            buffered_ms = self.playout.buffered_bytes * 1000 / (self.sample_rate * 2)
-            stats = {"type": "stats", "buffered_ms": round(buffered_ms, 1), "underruns": self.playout.underruns}
+            stats = {
+                "type": "stats",
+                "buffered_ms": round(self.playout.buffered_ms, 1),
+                "underruns": self.playout.underruns,
+            }
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str(json.dumps(stats))
 
@@ -250,10 +284,7 @@ class AudioClient:
             msg = None
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "clear":
-            dropped, cleared = self.playout.clear()
-            self.record.clears.append(ClearRecord(now, self._playout_index, dropped, tuple(cleared)))
-            for name in cleared:
-                await self._report_mark(name, "cleared", now, self._playout_index)
+            await self._send_marks(self._clear(now), "cleared")
         elif kind == "mark" and isinstance(msg.get("name"), str) and msg["name"]:
             self.playout.mark(msg["name"])
         else:

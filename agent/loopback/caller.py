@@ -16,6 +16,7 @@ from typing import Any
 
 from storeagent.agent.loopback.audio_client import AudioClient
 from storeagent.agent.loopback.esl_client import LoopbackEslClient
+from storeagent.agent.loopback.playout import DEFAULT_PREBUFFER_MS
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class LoopbackCall:
     def __init__(self, host: str, esl_port: int, *, caller_number: str = "+15555550123",
                  destination_number: str = "1000", store: str = "shop", rate: int = 8000,
-                 prebuffer_ms: int = 60, stats_interval: float | None = 1.0) -> None:
+                 prebuffer_ms: int = DEFAULT_PREBUFFER_MS, stats_interval: float | None = 1.0) -> None:
         self.esl = LoopbackEslClient(host, esl_port, caller_number=caller_number,
                                      destination_number=destination_number, store=store, read_rate=rate,
                                      on_api=self._on_api)
@@ -54,8 +55,8 @@ class LoopbackCall:
         if len(words) < 3 or words[1] != self.uuid:
             return "-ERR no such channel\n"
         verb = words[2]
-        if verb == "clear" and self.audio is not None:  # the module's API has it too (drop queued speech)
-            self.audio.playout.clear()
+        if verb == "clear" and self.audio is not None:  # sa_call_clear: drop queued speech, report marks cleared
+            self.audio.clear_playout()
             return "+OK\n"
         if verb == "start" and len(words) == 6 and words[4] in ("8000", "16000"):
             url, rate, token = words[3], int(words[4]), words[5]

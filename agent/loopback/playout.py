@@ -1,12 +1,20 @@
 """The playout side of mod_storeagent without I/O: a jitter buffer of agent speech with marks, and the record
 of what the loopback played (for tests, barge-in timing and the demo's stereo WAV).
 
-`PlayoutBuffer` mirrors the C module's playout core (freeswitch/mod_storeagent/src/sa_playout.c, issue 5: where
-they disagree the module wins): speech arrives in any chunk size (an odd trailing byte waits for its other
-half), playout starts once `prebuffer` is buffered (or a mark ends the segment, or the data has waited a
-prebuffer's time), then one 20 ms frame per tick of the module's own clock, the last partial frame padded with
-silence. Running dry anywhere but at the last mark is an underrun (counted once, then prebuffering restarts).
-`clear` drops everything at once and returns the pending marks, which the module reports `cleared`.
+`PlayoutBuffer` is freeswitch/mod_storeagent/src/sa_playout.c in Python, decision for decision (issue 5: where
+they disagree the module wins, and tests/unit/test_playout.py runs the cmocka vectors of the module's
+tests/test_playout.c against it):
+- speech arrives in any chunk size; an odd trailing byte waits for its other half; beyond `max_ms` queued the
+  excess is dropped and counted (`overflow_bytes`);
+- a mark sits at the sample position of the audio queued so far;
+- playout starts when `prebuffer_ms` (default 40, at most 60) is buffered, or when a mark is pending (the
+  segment is complete), or once the data has waited a prebuffer's time; then it plays straight through marks,
+  a mark reported `played` in the read that hands out its position;
+- running dry pads the frame with silence and stops playout (prebuffering restarts); it is an underrun unless
+  the buffer ran dry exactly at the last mark (the end of an utterance). Ending a whole frame exactly at the
+  last mark also stops playout, without an underrun;
+- `clear` drops all queued audio and the odd byte and returns every pending mark (reported `cleared`); the
+  next read is silence. Underrun and overflow counts survive a clear.
 """
 
 from __future__ import annotations
@@ -18,94 +26,146 @@ from pathlib import Path
 
 import numpy as np
 
+MAX_PREBUFFER_MS = 60  # SA_MAX_PREBUFFER_MS
+DEFAULT_PREBUFFER_MS = 40  # SA_DEFAULT_PREBUFFER_MS (the module's `prebuffer-ms`)
+DEFAULT_MAX_MS = 120_000  # SA_DEFAULT_MAX_BUFFER_MS (the module's `max-buffer-ms`)
+
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """One playout frame: the audio played (silence if none) and the marks playout passed with it."""
+    """One playout read: the audio played (padded with silence) and the marks playout passed with it."""
 
     pcm: bytes
-    active: bool  # False: silence because nothing was playing
+    real_bytes: int  # bytes of agent speech at the start of `pcm` (sa_playout_read's return value, in bytes)
     played_marks: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """False: pure silence because nothing was playing."""
+        return self.real_bytes > 0
 
 
 class PlayoutBuffer:
-    def __init__(self, frame_bytes: int, prebuffer_frames: int = 3) -> None:
-        if frame_bytes <= 0 or frame_bytes % 2:
-            raise ValueError(f"frame_bytes: {frame_bytes} must be a positive even number")
-        if not 0 <= prebuffer_frames <= 3:
-            raise ValueError(f"prebuffer_frames: {prebuffer_frames} must be 0..3 (at most 60 ms)")
-        self.frame_bytes = frame_bytes
-        self.prebuffer_bytes = prebuffer_frames * frame_bytes
-        self._prebuffer_frames = prebuffer_frames
-        self._buf = bytearray()
-        self._written = 0  # bytes ever queued (positions of marks are in this count)
-        self._consumed = 0  # bytes ever played or dropped
+    """sa_playout_t: `sample_rate`, `prebuffer_ms` and `max_ms` are sa_playout_config_t; invalid values raise
+    ValueError naming the field (where sa_playout_new returns NULL)."""
+
+    def __init__(self, sample_rate: int, *, prebuffer_ms: int = DEFAULT_PREBUFFER_MS,
+                 max_ms: int = DEFAULT_MAX_MS) -> None:
+        if not 0 < sample_rate <= 192_000:
+            raise ValueError(f"sample_rate: {sample_rate} must be 1..192000")
+        if not 0 <= prebuffer_ms <= MAX_PREBUFFER_MS:
+            raise ValueError(f"prebuffer_ms: {prebuffer_ms} must be 0..{MAX_PREBUFFER_MS}")
+        if max_ms <= 0 or max_ms < prebuffer_ms:
+            raise ValueError(f"max_ms: {max_ms} must be positive and at least prebuffer_ms ({prebuffer_ms})")
+        self.sample_rate = sample_rate
+        self.prebuffer_ms = prebuffer_ms
+        self.frame_samples = max(1, sample_rate // 50)  # one 20 ms tick of the writer thread
+        self.frame_bytes = 2 * self.frame_samples
+        self.prebuffer_bytes = 2 * (sample_rate * prebuffer_ms // 1000)
+        self.capacity_bytes = 2 * max(1, sample_rate * max_ms // 1000)
+        self._buf = bytearray()  # whole little-endian samples only
+        self._carry: int | None = None  # an odd trailing byte waiting for its other half
+        self._pushed = 0  # bytes ever queued (mark positions count in these)
+        self._consumed = 0  # bytes ever played or cleared
         self._marks: deque[tuple[int, str]] = deque()
         self._playing = False
-        self._waited = 0
-        self.underruns = 0
+        self._waited = 0  # bytes of silence read while gathering the prebuffer
+        self.underruns = 0  # dry spells mid-speech (not exactly at the last mark)
+        self.overflow_bytes = 0  # pushed bytes dropped because max_ms was reached
+        self.played_bytes = 0  # real (non-silence) bytes handed out
 
+    # ---------------------------------------------------------------------------------------- stats
     @property
     def buffered_bytes(self) -> int:
+        """Queued whole samples, in bytes (a pending odd byte is not audio yet)."""
         return len(self._buf)
 
     @property
+    def buffered_ms(self) -> float:
+        return len(self._buf) * 1000 / (2 * self.sample_rate)
+
+    @property
     def playing(self) -> bool:
+        """True once playout started, False while gathering the prebuffer (or idle)."""
         return self._playing
 
     @property
     def pending_marks(self) -> list[str]:
         return [name for _, name in self._marks]
 
+    # ---------------------------------------------------------------------------------------- input
     def write(self, pcm: bytes) -> None:
-        self._buf += pcm
-        self._written += len(pcm)
+        """sa_playout_push: append raw L16 bytes of any length."""
+        data = memoryview(pcm).cast("B")
+        if self._carry is not None and len(data):
+            self._put(bytes((self._carry, data[0])))
+            self._carry = None
+            data = data[1:]
+        whole = len(data) - len(data) % 2
+        self._put(data[:whole])
+        if whole < len(data):
+            self._carry = data[whole]
+
+    def _put(self, chunk: bytes | memoryview) -> None:
+        take = min(len(chunk), self.capacity_bytes - len(self._buf))
+        self._buf += chunk[:take]
+        self._pushed += take
+        self.overflow_bytes += len(chunk) - take
 
     def mark(self, name: str) -> None:
-        self._marks.append((self._written - self._written % 2, name))  # after the last whole sample
+        """sa_playout_mark: a mark after all audio queued so far."""
+        self._marks.append((self._pushed, name))
 
     def clear(self) -> tuple[int, list[str]]:
-        """Drop all queued speech; returns (bytes dropped, marks cleared in order)."""
-        dropped = len(self._buf)
+        """sa_playout_clear: drop all queued speech; returns (bytes dropped, marks cleared in order)."""
+        dropped = len(self._buf) + (self._carry is not None)
         cleared = self.pending_marks
         self._buf.clear()
-        self._written -= self._written % 2  # a pending odd byte goes too
-        self._consumed = self._written
+        self._carry = None
+        self._consumed = self._pushed
         self._marks.clear()
         self._playing = False
         self._waited = 0
         return dropped, cleared
 
+    # ---------------------------------------------------------------------------------------- output
     def next_frame(self) -> Tick:
-        """The frame for this 20 ms tick (same decisions as sa_playout_read in the C module)."""
-        fb = self.frame_bytes
-        playable = len(self._buf) - len(self._buf) % 2  # an odd trailing byte waits for its other half
-        if not self._playing and playable:
+        """The frame for this 20 ms tick."""
+        return self.read(self.frame_samples)
+
+    def read(self, nsamples: int) -> Tick:
+        """sa_playout_read: exactly `nsamples` samples (silence where there is no audio) and the marks passed."""
+        if nsamples <= 0:
+            raise ValueError(f"nsamples: {nsamples} must be positive")
+        want = 2 * nsamples
+        if not self._playing and self._buf:
             # Start once the prebuffer is full, when a mark ends the segment, or once a short segment has
             # waited a prebuffer's time: a reply shorter than the prebuffer must still play.
-            if playable >= self.prebuffer_bytes or self._marks or self._waited >= self._prebuffer_frames:
+            if len(self._buf) >= self.prebuffer_bytes or self._marks or self._waited >= self.prebuffer_bytes:
                 self._playing = True
             else:
-                self._waited += 1
+                self._waited += want
         real = 0
-        pcm = bytes(fb)
         if self._playing:
-            real = min(playable, fb)
-            pcm = bytes(self._buf[:real]) + bytes(fb - real)
+            real = min(len(self._buf), want)
+            pcm = bytes(self._buf[:real]) + bytes(want - real)
             del self._buf[:real]
             self._consumed += real
-            if len(self._buf) < 2:
-                # Ran dry. At a mark the segment simply ended; anywhere else the speech was cut: an underrun.
+            self.played_bytes += real
+            if not self._buf:
+                # Ran dry. At the last mark the segment simply ended; anywhere else the speech was cut.
                 at_mark = bool(self._marks) and self._marks[-1][0] == self._consumed
-                if real < fb and not at_mark:
+                if real < want and not at_mark:
                     self.underruns += 1
-                if real < fb or at_mark:
+                if real < want or at_mark:
                     self._playing = False
                     self._waited = 0
+        else:
+            pcm = bytes(want)
         played: list[str] = []
         while self._marks and self._marks[0][0] <= self._consumed:
             played.append(self._marks.popleft()[1])
-        return Tick(pcm, real > 0, tuple(played))
+        return Tick(pcm, real, tuple(played))
 
 
 # ------------------------------------------------------------------------------------------------ record
