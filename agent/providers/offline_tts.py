@@ -8,6 +8,7 @@ subprocess writing WAV to stdout, read and resampled as it arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import struct
 import threading
@@ -170,8 +171,12 @@ class EspeakSession:
                 raise ProviderError("espeak", "server", f"exit {proc.returncode}: {err[:200]}", retryable=False)
         finally:
             if proc.returncode is None:  # cancelled (barge-in) or failed mid-way: do not leave it running
-                proc.kill()
-                await proc.wait()
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                # Bounded: if another part of the process reaped the child, asyncio never hears of its exit,
+                # and a barge-in must not hang on that.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 2.0)
 
     async def aclose(self) -> None:
         return None  # one process per clause, reaped by synthesize itself
