@@ -23,7 +23,7 @@ class TurnSettings(BaseModel):
     end_of_turn_ms: int = Field(500, ge=100, description="silence that ends a turn; shorter cuts callers off")
     preroll_ms: int = Field(300, ge=0, description="audio before the onset sent to STT so first phonemes survive")
     min_turn_ms: int = Field(120, ge=20, description="shorter bursts: no reply (barge-in still stops speech)")
-    ack_after_ms: int = Field(1200, ge=200, description="no agent audio this long after a turn: say a short filler")
+    ack_after_ms: int = Field(1000, ge=200, description="no agent audio this long after a turn: say a short filler")
     stt_final_timeout_ms: int = Field(2500, ge=200, description="wait this long for a final transcript after a turn")
 
 

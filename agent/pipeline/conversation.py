@@ -51,7 +51,7 @@ class ConversationConfig:
     end_of_turn_ms: int = 500
     preroll_ms: int = 300
     min_turn_ms: int = 120
-    ack_after_s: float = 1.2
+    ack_after_s: float = 1.0
     stt_final_timeout_s: float = 2.5
     silence_reprompt_s: float = 8.0
     max_reprompts: int = 2
@@ -141,6 +141,8 @@ class Conversation:
         self._bg: set[asyncio.Task[None]] = set()
         self._actions_after_reply: list[Transfer | EndCall] = []
         self._audio_suspended = False
+        self._waiting_since: float | None = None  # end-of-turn decision the caller is waiting on
+        self.acks = 0  # acknowledgements said because a reply was slow
         self._agent_lines: list[tuple[TranscriptLine, AgentUtterance]] = []
         self._uplink_task: asyncio.Task[None] = asyncio.Future()  # type: ignore[assignment]  # set in run()
 
@@ -160,6 +162,7 @@ class Conversation:
             await asyncio.gather(*tasks, return_exceptions=True)
             for line, u in self._agent_lines:  # marks are all in now: record what the caller heard
                 line.heard = u.heard_text()
+            self.result.transcript.sort(key=lambda x: x.at)  # agent lines are stamped at their first audio
             # a reply cancelled before its first clause (the caller kept talking) said nothing
             self.result.transcript = [x for x in self.result.transcript if x.role == "caller" or x.text]
         return self.result
@@ -218,11 +221,21 @@ class Conversation:
                 self.history.add_user(ev.text)
                 self._start_reply(prefix=None, use_llm=True, record_turn=ev)
             elif isinstance(ev, _Dtmf) and ev.digit == "0":
-                await self._stop_speaking(barge=False)
-                self.history.add_user("(The caller pressed 0 on the keypad to reach a person.)")
-                self._start_reply(prefix=None, use_llm=True, record_turn=None)
+                await self._keypad_staff()
             if await self._run_actions():
                 return
+
+    async def _keypad_staff(self) -> None:
+        """Keypad 0: staff when staffed (the tool checks hours and numbers), else straight to a message."""
+        await self._stop_speaking(barge=False)
+        self.history.add_user("(The caller pressed 0 on the keypad to reach a person.)")
+        r = await self.tools.call("transfer_to_staff", "{}")
+        self._on_tool("transfer_to_staff", "action" if r.action else "refused")
+        if r.action is not None:
+            self._actions_after_reply.append(r.action)
+            self._start_reply(prefix=r.content, use_llm=False, record_turn=None)
+        else:
+            self._start_reply(prefix=self.cfg.phrases.no_staff, use_llm=False, record_turn=None)
 
     def _idle_timeout(self) -> float:
         return max(0.5, self.cfg.silence_reprompt_s - (time.monotonic() - self._last_activity))
@@ -243,7 +256,6 @@ class Conversation:
     async def _reply_task(
         self, prefix: str | None, use_llm: bool, turn: _UserTurn | None
     ) -> ReplyResult | None:
-        ack = asyncio.create_task(self._ack_watchdog()) if turn and self._filler else None
         u = self.history.start_utterance()
         self._utterance = u
         line = TranscriptLine("agent", "", at=time.monotonic())
@@ -264,8 +276,6 @@ class Conversation:
                 log.warning("reply failed after fallbacks: %s", e)
             result = await self._apologize(u)
         finally:
-            if ack:
-                ack.cancel()
             line.text = u.full_text()  # also when cancelled by a barge-in: what was sent so far
             if turn is not None:
                 self._record_latency(turn, timing)
@@ -300,6 +310,9 @@ class Conversation:
                 self.metrics.turn_latency(stage, v)
 
     def _on_first_audio(self, t: float) -> None:
+        if self._agent_lines and self._agent_lines[-1][1] is self._utterance:
+            self._agent_lines[-1][0].at = t
+        self._waiting_since = None
         self._audio_since_clear = True
         self._last_activity = t
 
@@ -310,11 +323,13 @@ class Conversation:
         if callable(rec):
             rec(name, result)
 
-    async def _ack_watchdog(self) -> None:
-        await asyncio.sleep(self.cfg.ack_after_s)
-        if not self._audio_since_clear:
-            # Dead air: the caller hears a short acknowledgement while providers (or fallbacks) work.
-            self._audio_since_clear = True
+    async def _ack_watchdog(self, since: float) -> None:
+        await asyncio.sleep(max(0.0, since + self.cfg.ack_after_s - time.monotonic()))
+        if self._waiting_since == since and self._filler:
+            # Dead air: the caller hears a short acknowledgement while providers (or their fallbacks) work.
+            self._waiting_since = None
+            self.acks += 1
+            self.result.transcript.append(TranscriptLine("agent", self.cfg.phrases.filler, at=time.monotonic()))
             await self.link.send_audio(self._filler)
 
     async def _run_actions(self) -> bool:
@@ -385,6 +400,7 @@ class Conversation:
                 ev = self._turn.feed(self.vad.is_speech(item.pcm), item.received)
                 if isinstance(ev, SpeechStart):
                     self._last_activity = ev.detected_at
+                    self._waiting_since = None
                     if self._speaking() or (self._reply is not None and not self._reply.done()):
                         await self._stop_speaking(barge=True, onset_at=ev.onset_at)
                     streaming = True
@@ -412,12 +428,17 @@ class Conversation:
     async def _finish_turn(self, end: TurnEnd) -> None:
         while not self._finals.empty():  # stale finals from before this turn
             self._finals.get_nowait()
+        if end.speech_ms >= self.cfg.min_turn_ms:
+            # From here the caller waits for us: the ack watchdog bounds the dead air whatever the providers do.
+            self._waiting_since = end.detected_at
+            self._spawn(self._ack_watchdog(end.detected_at))
         await self.stt.finalize()
         if end.speech_ms < self.cfg.min_turn_ms:
             return
         try:
             text, at = await asyncio.wait_for(self._finals.get(), self.cfg.stt_final_timeout_s)
         except TimeoutError:
+            self._waiting_since = None
             log.info("no final transcript within %.1fs", self.cfg.stt_final_timeout_s)
             return
         parts = [text]
@@ -427,6 +448,8 @@ class Conversation:
         joined = " ".join(p for p in parts if p).strip()
         if joined:
             self._events.put_nowait(_UserTurn(joined, end, at))
+        else:
+            self._waiting_since = None
 
     async def _stt_events(self) -> None:
         try:

@@ -16,6 +16,7 @@ class Phrases:
     time_limit: str
     trouble: str
     filler: str
+    no_staff: str
 
 
 def phrases_for(language: str, shop_name: str) -> Phrases:
@@ -30,6 +31,7 @@ def phrases_for(language: str, shop_name: str) -> Phrases:
                 "메시지를 남겨 주시면 사장님께 전해 드리겠습니다."
             ),
             filler="잠시만요.",
+            no_staff="지금은 직원이 전화를 받을 수 없습니다. 성함과 연락처, 메시지를 남겨 주시면 전해 드리겠습니다.",
         )
     return Phrases(
         greeting=f"Thank you for calling {shop_name}. How can I help you?",
@@ -38,6 +40,8 @@ def phrases_for(language: str, shop_name: str) -> Phrases:
         time_limit="I'm sorry, we've reached the time limit for this call. Thanks for calling, goodbye.",
         trouble="Sorry, I'm having trouble answering right now. I can take a message for the owner.",
         filler="One moment.",
+        no_staff="Nobody can come to the phone right now. I can take a message: please tell me your name, "
+        "your phone number and your message.",
     )
 
 

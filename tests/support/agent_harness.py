@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 from storeagent.agent.app import AgentApp
+from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import ConversationOutcome
 from storeagent.agent.ports import CallControl, ProviderSet
 from storeagent.agent.settings import AgentSettings, TurnSettings
@@ -45,14 +46,14 @@ class Finished:
 
 @contextlib.asynccontextmanager
 async def running_agent(providers: ProviderSet, shop: ShopConfig | None = None, *, max_calls: int = 50,
-                        turn: TurnSettings | None = None, tmp: Path | None = None
-                        ) -> AsyncIterator[tuple[AgentApp, Finished]]:
+                        turn: TurnSettings | None = None, tmp: Path | None = None,
+                        metrics: AgentMetrics | None = None) -> AsyncIterator[tuple[AgentApp, Finished]]:
     shop = shop or bakery()
     settings = AgentSettings(host="127.0.0.1", esl_port=0, http_port=0, advertise_host="127.0.0.1",
                              max_calls=max_calls, drain_seconds=10, turn=turn or TurnSettings(),
                              data_dir=tmp or Path("/tmp"))
     finished = Finished()
-    app = AgentApp(settings, shop, providers, lambda call: ShopTools(shop), on_finished=finished)
+    app = AgentApp(settings, shop, providers, lambda call: ShopTools(shop), on_finished=finished, metrics=metrics)
     await app.start()
     try:
         yield app, finished
