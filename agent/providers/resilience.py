@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
+from typing import Generic, Protocol, TypeVar
 
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import (
@@ -57,13 +58,20 @@ log = logging.getLogger(__name__)
 MAX_REPLAY_SECONDS = 30.0  # caller audio kept for a mid-utterance STT switch; a turn is rarely longer
 
 
-# --------------------------------------------------------------------------------------------------- LLM
-class FallbackLLM:
-    """LLM port over an ordered list; a failure mid-answer hands the same conversation to the next provider."""
+# ---------------------------------------------------------------------------------------------- shared
+class _Named(Protocol):
+    name: str
 
-    def __init__(self, providers: Sequence[LLM], chain: Chain) -> None:
+
+P = TypeVar("P", bound=_Named)
+
+
+class _Fallback(Generic[P]):
+    """An ordered list of one stage's providers behind the same port; the chain reports and guards them."""
+
+    def __init__(self, providers: Sequence[P], chain: Chain) -> None:
         if not providers:
-            raise ValueError("FallbackLLM needs at least one provider")
+            raise ValueError(f"{type(self).__name__} needs at least one provider")
         self.providers = list(providers)
         self.chain = chain
         self.name = ">".join(p.name for p in self.providers)
@@ -71,6 +79,11 @@ class FallbackLLM:
     @property
     def timeouts(self) -> StageTimeouts:
         return self.chain.timeouts
+
+
+# --------------------------------------------------------------------------------------------------- LLM
+class FallbackLLM(_Fallback[LLM]):
+    """LLM port over an ordered list; a failure mid-answer hands the same conversation to the next provider."""
 
     async def stream(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMChunk]:
         last: ProviderError | None = None
@@ -114,19 +127,8 @@ class FallbackLLM:
 
 
 # --------------------------------------------------------------------------------------------------- TTS
-class FallbackTTS:
+class FallbackTTS(_Fallback[TTS]):
     """TTS port over an ordered list; the session sticks to the provider that last worked."""
-
-    def __init__(self, providers: Sequence[TTS], chain: Chain) -> None:
-        if not providers:
-            raise ValueError("FallbackTTS needs at least one provider")
-        self.providers = list(providers)
-        self.chain = chain
-        self.name = ">".join(p.name for p in self.providers)
-
-    @property
-    def timeouts(self) -> StageTimeouts:
-        return self.chain.timeouts
 
     async def open(self, fmt: AudioFormat, language: str) -> FallbackTTSSession:
         session = FallbackTTSSession(self, fmt, language)
@@ -210,21 +212,10 @@ class FallbackTTSSession:
 
 
 # --------------------------------------------------------------------------------------------------- STT
-class FallbackSTT:
+class FallbackSTT(_Fallback[STT]):
     """STT port over an ordered list. On a failure, or no final transcript `first_result` s after `finalize`,
     the stream moves to the next provider and replays the caller audio since the last final transcript, so
     the turn in progress is still understood."""
-
-    def __init__(self, providers: Sequence[STT], chain: Chain) -> None:
-        if not providers:
-            raise ValueError("FallbackSTT needs at least one provider")
-        self.providers = list(providers)
-        self.chain = chain
-        self.name = ">".join(p.name for p in self.providers)
-
-    @property
-    def timeouts(self) -> StageTimeouts:
-        return self.chain.timeouts
 
     async def open(self, fmt: AudioFormat, language: str) -> FallbackSTTStream:
         stream = FallbackSTTStream(self, fmt, language)
