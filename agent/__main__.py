@@ -11,13 +11,13 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+
 from storeagent.agent.app import AgentApp, run_until_signalled
 from storeagent.agent.logs import setup_logging
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.secrets import Secrets, install_log_redaction
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.wiring import build_outbox, build_providers
-
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 log = logging.getLogger("storeagent.agent")

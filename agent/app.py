@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
 from storeagent.agent.call import CallDeps, CallSession, LinkRegistry
 from storeagent.agent.logs import call_context
 from storeagent.agent.metrics import CONTENT_TYPE, AgentMetrics
@@ -25,7 +26,6 @@ from storeagent.agent.stats import CallStats
 from storeagent.agent.transport.audio_ws import WebSocketAudioLink, add_audio_route
 from storeagent.agent.transport.esl_server import EslCall, EslServer
 from storeagent.agent.transport.tokens import StreamTokens
-
 from storeagent.shop import ShopConfig
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from storeagent.agent.ports import AudioFormat, AudioLink, CallControl, Provider
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.stats import CallStats
 from storeagent.agent.transport.tokens import StreamTokens
-
 from storeagent.shop import ShopConfig
 
 log = logging.getLogger(__name__)

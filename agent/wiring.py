@@ -21,7 +21,6 @@ from storeagent.agent.store.callrecord import CallRecordInput, TurnRecord, enque
 from storeagent.agent.store.outbox import Outbox, OutboxMessageSink
 from storeagent.agent.store.tools import ShopTools
 from storeagent.agent.store.webhook import WebhookDeliverer
-
 from storeagent.shop import Providers, ShopConfig
 
 log = logging.getLogger(__name__)

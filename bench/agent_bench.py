@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+
 from storeagent.agent.loopback.caller import LoopbackCall
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
 from storeagent.agent.app import AgentApp
 from storeagent.agent.ports import ProviderSet
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.store.tools import ShopTools
-
 from storeagent.shop import shop_config_from_manifest
 
 ROOT = Path(__file__).resolve().parent.parent

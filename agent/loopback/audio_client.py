@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+
 from storeagent.agent.loopback.playout import (
     DEFAULT_MAX_MS,
     DEFAULT_PREBUFFER_MS,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from storeagent.agent.app import AgentApp
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.metrics import AgentMetrics
@@ -28,7 +29,6 @@ from storeagent.agent.ports import AudioFormat, CallControl
 from storeagent.agent.providers.offline_tts import EspeakTTS
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.wiring import build_outbox, build_providers
-
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 # Wideband (G.722-class) calls: pocketsphinx's model is 16 kHz, and at 8 kHz it misheard most of espeak's

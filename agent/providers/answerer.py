@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from storeagent.agent.ports import LLMChunk, Message, TextDelta, ToolCall, ToolSpec
 from storeagent.agent.store import knowledge as k
-
 from storeagent.shop import WEEKDAYS, ShopProfile
 
 UNKNOWN = "I'm not sure about that; I can take a message for the owner."

@@ -21,6 +21,7 @@ import websockets.exceptions
 from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, SpeechStarted, STTEvent, Transcript, UtteranceEnd
 

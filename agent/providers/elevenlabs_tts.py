@@ -30,6 +30,7 @@ import aiohttp
 from elevenlabs import CloseConnection, GenerationConfig, InitializeConnection, SendText
 from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat
 from storeagent.agent.providers.mulaw import ulaw_to_l16

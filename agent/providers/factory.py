@@ -33,7 +33,6 @@ from storeagent.agent.providers.resilience import (
     StageTimeouts,
 )
 from storeagent.agent.secrets import Secret, Secrets
-
 from storeagent.shop import ProviderChoice, ShopConfig
 
 log = logging.getLogger(__name__)

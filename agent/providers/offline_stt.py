@@ -25,6 +25,7 @@ from io import StringIO
 
 from pocketsphinx import Decoder
 from pocketsphinx.lm import ArpaBoLM
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, STTEvent, Transcript
 from storeagent.agent.providers._resample import StreamResampler

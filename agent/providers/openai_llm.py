@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import LLMChunk, Message, TextDelta, ToolCall, ToolSpec
 

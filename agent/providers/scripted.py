@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import (
     AudioFormat,

@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from storeagent.agent.ports import EndCall, ToolResult, ToolSpec, Transfer
 from storeagent.agent.store import knowledge as k
-
 from storeagent.shop import E164_RE, WEEKDAYS, ShopConfig
 
 log = logging.getLogger(__name__)

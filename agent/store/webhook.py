@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+
 from storeagent.agent.secrets import Secret
 from storeagent.agent.store.outbox import Outbox, OutboxItem
 

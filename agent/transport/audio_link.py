@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
 from storeagent.agent.ports import AudioFormat, AudioFrame, LinkStats, MarkReport, UplinkItem
 from storeagent.agent.transport.codec import FrameSplitter
 

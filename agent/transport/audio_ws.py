@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
 from storeagent.agent.ports import AudioFormat
 from storeagent.agent.transport.audio_link import (
     CLOSE_GOING_AWAY,

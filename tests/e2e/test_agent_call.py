@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 import pytest
+
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.ports import ProviderSet, ToolCall
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS

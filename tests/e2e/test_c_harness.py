@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp import web
+
 from storeagent.agent.loopback.esl_client import LoopbackEslClient
 from storeagent.agent.ports import AudioFrame, MarkReport, ProviderSet
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS

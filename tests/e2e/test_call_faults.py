@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.ports import LLM, STT, TTS, ProviderSet

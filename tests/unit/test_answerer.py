@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+
 from storeagent.agent.ports import Message, TextDelta, ToolCall, ToolSpec
 from storeagent.agent.providers.answerer import MESSAGE_PROMPT, NUMBER_RETRY, UNKNOWN, ShopAnswerer
 from storeagent.agent.store.tools import ShopTools
-
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 NY = ZoneInfo("America/New_York")

@@ -10,6 +10,7 @@ import aiohttp
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from storeagent.agent.ports import AudioFormat, LinkStats, MarkReport
 from storeagent.agent.transport.audio_ws import (
     CLOSE_NORMAL,

@@ -12,6 +12,7 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
+
 from storeagent.agent.loopback.audio_client import AudioClient
 from storeagent.agent.ports import AudioFormat, AudioFrame, LinkStats, MarkReport, UplinkItem
 from storeagent.agent.transport.audio_ws import (

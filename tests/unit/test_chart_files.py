@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from storeagent.operator import dialplan, model, resources
 from storeagent.operator.settings import Settings
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
 from storeagent.agent.loopback.esl_client import LoopbackEslClient
 from storeagent.agent.loopback.esl_events import fs_url_encode
 from storeagent.agent.transport import esl_protocol as esl

@@ -7,6 +7,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from storeagent.agent.errors import ProtocolError
 from storeagent.agent.loopback.esl_client import execute_arg
 from storeagent.agent.loopback.esl_events import frame_event, fs_url_encode

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+
 from storeagent.agent.loopback.esl_client import LoopbackEslClient
 from storeagent.agent.ports import CallControl, ChannelEvent
 from storeagent.agent.transport.esl_server import EslCall, EslCommandError, EslConnectionClosed, EslServer

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from storeagent.agent.store import knowledge as k
 
+from storeagent.agent.store import knowledge as k
 from storeagent.shop import ShopProfile, shop_config_from_manifest
 
 NY = ZoneInfo("America/New_York")

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, Transcript
 from storeagent.agent.providers._resample import StreamResampler, resample
 from storeagent.agent.providers.offline_stt import PocketsphinxSTT
 from storeagent.agent.providers.offline_tts import EspeakTTS, PiperTTS, espeak_voice
 from storeagent.agent.store.knowledge import caller_phrases
-
 from storeagent.shop import shop_config_from_manifest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"

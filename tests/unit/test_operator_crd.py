@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from storeagent.operator import crdgen, model
 
 CRD = Path(__file__).resolve().parents[2] / "crds" / "storeagents.storeagent.dev.yaml"

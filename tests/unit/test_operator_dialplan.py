@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from storeagent.operator import dialplan
 from storeagent.operator.model import Fallback
 

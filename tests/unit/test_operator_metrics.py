@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+
 from storeagent.operator.metrics import ADDRESS_ENV, OperatorMetrics, parse_address, serve_from_env
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
-from storeagent.operator import model
 
+from storeagent.operator import model
 from storeagent.shop import shop_config_from_manifest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"

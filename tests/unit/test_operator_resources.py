@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from storeagent.operator import model, resources
 from storeagent.operator.settings import Settings
-
 from storeagent.shop import ShopConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"

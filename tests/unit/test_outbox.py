@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from storeagent.agent.store.outbox import Outbox, OutboxMessageSink, message_key
 
 

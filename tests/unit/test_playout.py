@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from storeagent.agent.loopback.audio_client import AudioClient
 from storeagent.agent.loopback.playout import CallRecord, ClearRecord, PlayoutBuffer
 

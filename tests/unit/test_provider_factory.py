@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from storeagent.agent.errors import ConfigError
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.providers.deepgram_stt import DeepgramSTT
@@ -16,7 +17,6 @@ from storeagent.agent.providers.openai_llm import OpenAILLM
 from storeagent.agent.providers.resilience import FallbackLLM, FallbackSTT, FallbackTTS
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.secrets import Secrets
-
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

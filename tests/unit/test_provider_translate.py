@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, SpeechStarted, TextDelta, ToolCall, Transcript, UtteranceEnd
 from storeagent.agent.providers.deepgram_stt import classify_close, deepgram_language, translate_deepgram

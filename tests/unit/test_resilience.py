@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import (
     AudioFormat,

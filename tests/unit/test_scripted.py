@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, Message, SpeechStarted, TextDelta, ToolCall, Transcript
 from storeagent.agent.providers.scripted import Fault, ScriptedLLM, ScriptedSTT, ScriptedTTS

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from storeagent.agent.errors import ConfigError, ProviderError
 from storeagent.agent.logs import JsonFormatter
 from storeagent.agent.metrics import AgentMetrics

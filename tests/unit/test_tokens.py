@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from storeagent.agent.transport.tokens import StreamTokens, TokenError
 
 UUID = "5f1c2d3e-0000-4000-8000-00000000abcd"

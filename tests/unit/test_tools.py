@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+
 from storeagent.agent.ports import EndCall, Transfer
 from storeagent.agent.store.tools import ShopTools, normalize_callback
-
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 NY = ZoneInfo("America/New_York")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+
 from storeagent.agent.secrets import Secret
 from storeagent.agent.store.callrecord import enqueue_call_record
 from storeagent.agent.store.outbox import Outbox
