@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from support.helm import CI_VALUES, one, render
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from support.controlplane import ControlPlane
 from support.helm import CHART, CI_VALUES, helm, template_text
 from support.operator_env import wait_for

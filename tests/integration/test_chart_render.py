@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from storeagent.operator import settings as operator_settings
 from support.helm import CHART, CI_VALUES, find, helm, one, pod_spec, render, template_text
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.ports import (
     AudioFormat,
@@ -29,11 +30,10 @@ from storeagent.agent.providers.factory import OfflineProviders, ResilienceSetti
 from storeagent.agent.providers.guard import RetryPolicy, StageTimeouts
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.secrets import Secret, Secrets
+from storeagent.shop import ShopConfig
 from support.fake_deepgram import FakeDeepgram
 from support.fake_elevenlabs import FakeElevenLabs
 from support.fake_openai import FakeOpenAI, ToolReply
-
-from storeagent.shop import ShopConfig
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
 from storeagent.agent.app import AgentApp
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import ConversationOutcome
 from storeagent.agent.ports import CallControl, ProviderSet
 from storeagent.agent.settings import AgentSettings, TurnSettings
 from storeagent.agent.store.tools import ShopTools
-
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

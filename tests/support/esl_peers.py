@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 
 from storeagent.agent.transport.esl_protocol import EslMessage, EslParser
-
 from support.captures import AGENT_TO_FS, FS_TO_AGENT, Record
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
 from storeagent.agent.transport.codec import ulaw_encode
 
 MS_PER_CHAR = 60

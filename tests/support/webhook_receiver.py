@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
 from storeagent.agent.store.webhook import SIGNATURE_HEADER, verify
 
 
