@@ -84,6 +84,7 @@ class CallSession:
         self.conversation: Conversation | None = None
         self._link: AudioLink | None = None
         self._started = time.monotonic()
+        self._hung_up = asyncio.Event()
 
     async def run(self) -> None:
         d = self.deps
@@ -174,8 +175,10 @@ class CallSession:
             if ev.name == "DTMF":
                 conv.post_dtmf(ev.headers.get("DTMF-Digit", ""))
             elif ev.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                self._hung_up.set()
                 conv.post_hangup(ev.headers.get("Hangup-Cause", "hangup"))
                 return
+        self._hung_up.set()
         conv.post_hangup("control connection closed")
 
     async def _hangup(self) -> None:
@@ -207,10 +210,13 @@ class CallSession:
         return answered
 
     async def _hung_up_soon(self) -> bool:
-        # A bridge that was answered ends with the channel hanging up; give its events a moment to arrive.
-        await asyncio.sleep(0.2)
-        closed = getattr(self.call, "closed", False)
-        return bool(closed)
+        # An answered bridge returns only when the bridged call ends, and hangup_after_bridge then hangs the
+        # channel up; a failed one returns at once with the channel still up. The hangup event tells them apart.
+        try:
+            await asyncio.wait_for(self._hung_up.wait(), 1.0)
+        except TimeoutError:
+            return False
+        return True
 
 
 async def _synthesize_all(chunks: object) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import yaml
 from storeagent.agent.app import AgentApp
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import ConversationOutcome
-from storeagent.agent.ports import CallControl, ProviderSet
+from storeagent.agent.ports import CallControl, ProviderSet, Tools
 from storeagent.agent.settings import AgentSettings, TurnSettings
 from storeagent.agent.store.tools import ShopTools
 from storeagent.shop import ShopConfig, shop_config_from_manifest
@@ -47,13 +47,16 @@ class Finished:
 @contextlib.asynccontextmanager
 async def running_agent(providers: ProviderSet, shop: ShopConfig | None = None, *, max_calls: int = 50,
                         turn: TurnSettings | None = None, tmp: Path | None = None,
-                        metrics: AgentMetrics | None = None) -> AsyncIterator[tuple[AgentApp, Finished]]:
+                        metrics: AgentMetrics | None = None,
+                        tools: Callable[[CallControl], Tools] | None = None,
+                        ) -> AsyncIterator[tuple[AgentApp, Finished]]:
     shop = shop or bakery()
     settings = AgentSettings(host="127.0.0.1", esl_port=0, http_port=0, advertise_host="127.0.0.1",
                              max_calls=max_calls, drain_seconds=10, turn=turn or TurnSettings(),
                              data_dir=tmp or Path("/tmp"))
     finished = Finished()
-    app = AgentApp(settings, shop, providers, lambda call: ShopTools(shop), on_finished=finished, metrics=metrics)
+    tools_factory = tools or (lambda call: ShopTools(shop))
+    app = AgentApp(settings, shop, providers, tools_factory, on_finished=finished, metrics=metrics)
     await app.start()
     try:
         yield app, finished
