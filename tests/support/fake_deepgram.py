@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from support.local_server import serve
+
 SPEECH_BYTES = 3200  # after this much audio the fake "hears" speech (0.1-0.2 s of L16)
 
 
@@ -50,12 +52,8 @@ class FakeDeepgram:
     async def start(self) -> FakeDeepgram:
         app = web.Application()
         app.router.add_get("/v1/listen", self._listen)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)  # stalled handlers must not hold teardown
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, base = await serve(app)
+        self.url = base
         return self
 
     async def stop(self) -> None:

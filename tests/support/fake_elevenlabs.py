@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from storeagent.agent.transport.codec import ulaw_encode
+from support.local_server import serve
 
 MS_PER_CHAR = 60
 CHUNK_MS = 100
@@ -67,12 +68,8 @@ class FakeElevenLabs:
         app = web.Application()
         app.router.add_get("/v1/text-to-speech/{voice_id}/stream-input", self._stream_input)
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._http_stream)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)  # stalled handlers must not hold teardown
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, base = await serve(app)
+        self.url = base
         return self
 
     async def stop(self) -> None:

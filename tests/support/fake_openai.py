@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from support.local_server import serve
+
 
 @dataclass(frozen=True)
 class ToolReply:
@@ -43,12 +45,8 @@ class FakeOpenAI:
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)  # stalled handlers must not hold teardown
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self._runner, base = await serve(app)
+        self.url = base + "/v1"
         return self
 
     async def stop(self) -> None:
