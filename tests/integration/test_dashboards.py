@@ -1,16 +1,16 @@
 """Every panel query of every Grafana dashboard, evaluated by a real Prometheus that scraped a real agent serving
-loopback calls, must return data. An empty, NaN-only or invalid panel fails; so does a template variable that
-resolves to nothing.
+loopback calls and the real operator reconciling a StoreAgent, must return data. An empty, NaN-only or invalid panel
+fails; so does a template variable that resolves to nothing.
 
-Operator series: the operator does not yet call storeagent.operator.metrics' recorders, so this test drives
-OperatorMetrics itself (served by the module's own serve_from_env, as the chart configures it) with a realistic
-fleet: three shops, one not Ready, one dialplan not synced, reconciles with retries. SWAP-IN POINT: once the
-operator records them, scrape the operator process of the control-plane tests instead.
+Operator series come from the operator process of the control-plane tests (the session `operator` fixture, with
+STOREAGENT_OPERATOR_METRICS_ADDRESS set as the chart sets it): a shop is applied once Prometheus scrapes it, so its
+reconciles, dialplan reload and shop gauges land inside the queried range.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import queue
@@ -22,15 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storeagent.operator.metrics import OperatorMetrics, serve_from_env
+import yaml
+
 from support.agent_traffic import place_calls, serving_agent
-from support.prometheus import PrometheusServer, ScrapeJob, free_port
+from support.operator_env import create_namespace, get_or_none, storeagent_path, wait_for
+from support.prometheus import PrometheusServer, ScrapeJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "storeagent"
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
 NAMESPACE = "shops"  # the label a PodMonitor scrape adds to agent series
+SHOP_NS, SHOP = "dashboards", "dash-bakery"  # the StoreAgent the operator reconciles under Prometheus's eye
+EXAMPLE = CHART.parents[1] / "examples" / "sunrise-bakery.yaml"
 # Grafana's built-ins as Grafana would expand them for a "last 5 minutes" view.
 BUILTINS = {"__rate_interval": "5m", "__interval": "15s", "__range": "5m"}
 
@@ -62,26 +66,36 @@ def has_data(result: list[dict[str, Any]]) -> bool:
     return False
 
 
-def fake_fleet(m: OperatorMetrics) -> None:
-    """What an operator managing three shops records over a few reconciles."""
-    m.shop_status("shops", "sunrise-bakery", ready=True, dialplan_synced=True)
-    m.shop_status("shops", "golden-chicken", ready=False, dialplan_synced=True)
-    m.shop_status("salons", "hair-by-kim", ready=True, dialplan_synced=False)
-    for seconds in (0.12, 0.3, 0.08):
-        m.reconciled("success", seconds)
-    m.reconciled("retry", 1.4)
-    m.dialplan_reload(ok=True)
-    m.dialplan_reload(ok=False)
+def storeagent() -> dict[str, Any]:
+    doc: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
+    doc["metadata"] = {"name": SHOP, "namespace": SHOP_NS}
+    doc["spec"]["phoneNumbers"] = ["+15557770001"]  # no other test's number: no conflict
+    doc["spec"]["scaling"]["replicas"] = 1
+    return doc
+
+
+def reconcile_a_shop(operator: Any) -> None:
+    """Apply a StoreAgent and wait until the operator has reconciled it to Ready (blocking: run in a thread)."""
+    cp = operator.cp
+    create_namespace(cp, SHOP_NS)
+    cp.kubectl("apply", "-f", "-", input=json.dumps(storeagent()))
+
+    def ready() -> bool:
+        obj = get_or_none(cp, storeagent_path(SHOP_NS, SHOP)) or {}
+        st = obj.get("status") or {}
+        return (st.get("observedGeneration") == obj["metadata"]["generation"]
+                and any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or []))
+
+    wait_for(ready, 120, f"StoreAgent {SHOP_NS}/{SHOP} Ready")
 
 
 @pytest.fixture(scope="module")
-def prometheus_with_traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, float]]:
-    """Prometheus scraping an agent that served calls and keeps serving (as Grafana would see it) until the
-    module's tests are done; yields the server and the wall time the traffic started."""
+def prometheus_with_traffic(operator: Any, tmp_path_factory: pytest.TempPathFactory
+                            ) -> Iterator[tuple[PrometheusServer, float]]:
+    """Prometheus scraping an agent that served calls and keeps serving (as Grafana would see it), and the
+    operator while it reconciles a shop, until the module's tests are done; yields the server and the wall time
+    the traffic started."""
     tmp = tmp_path_factory.mktemp("dashboards")
-    operator = OperatorMetrics()
-    op_port = free_port()
-    serve_from_env(operator, {"STOREAGENT_OPERATOR_METRICS_ADDRESS": f"127.0.0.1:{op_port}"})
     ready: queue.Queue[tuple[PrometheusServer, float] | BaseException] = queue.Queue()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -91,13 +105,12 @@ def prometheus_with_traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterato
             async with serving_agent(tmp) as (app, script):
                 jobs = [ScrapeJob("storeagent-agents", f"127.0.0.1:{app.http_port}",
                                   {"namespace": NAMESPACE, "pod": "sunrise-bakery-0"}),
-                        ScrapeJob("storeagent-operator", f"127.0.0.1:{op_port}", honor_labels=True)]
+                        ScrapeJob("storeagent-operator", operator.metrics_address, honor_labels=True)]
                 with PrometheusServer(tmp / "prometheus", jobs) as prom:
                     await asyncio.to_thread(prom.wait_for_scrapes)
                     start = time.time()
-                    fake_fleet(operator)
-                    await place_calls(app, script)
-                    operator.reconciled("success", 0.2)
+                    # The shop is reconciled while the calls run: reconciles, a dialplan reload, shop gauges.
+                    await asyncio.gather(asyncio.to_thread(reconcile_a_shop, operator), place_calls(app, script))
                     await asyncio.sleep(3.0)  # a few scrapes after the last call
                     ready.put((prom, start))
                     await stop.wait()
@@ -116,6 +129,7 @@ def prometheus_with_traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         loop.call_soon_threadsafe(stop.set)
         thread.join(60)
         loop.close()
+        operator.cp.kubectl("delete", "storeagent", SHOP, "-n", SHOP_NS, "--ignore-not-found", "--timeout=60s")
 
 
 def test_the_agent_really_served_the_calls(prometheus_with_traffic: tuple[PrometheusServer, float]) -> None:
@@ -128,6 +142,19 @@ def test_the_agent_really_served_the_calls(prometheus_with_traffic: tuple[Promet
     assert errors and float(errors[0]["value"][1]) >= 1
     refused = prom.query('storeagent_protocol_errors_total{wire="audio_ws"}')
     assert refused and refused[0]["metric"]["reason"].startswith("token_"), refused
+
+
+def test_operator_series_come_from_the_real_operator(prometheus_with_traffic: tuple[PrometheusServer, float]
+                                                     ) -> None:
+    prom, _ = prometheus_with_traffic
+    shop = prom.query(f'storeagent_shop_ready{{namespace="{SHOP_NS}", store="{SHOP}"}}')
+    assert [float(r["value"][1]) for r in shop] == [1.0], shop
+    synced = prom.query(f'storeagent_shop_dialplan_synced{{namespace="{SHOP_NS}", store="{SHOP}"}}')
+    assert [float(r["value"][1]) for r in synced] == [1.0], synced
+    reconciles = prom.query('increase(storeagent_operator_reconciles_total{result="success"}[5m])')
+    assert reconciles and float(reconciles[0]["value"][1]) > 0, reconciles
+    reloads = prom.query('storeagent_operator_dialplan_reloads_total{result="success"}')
+    assert reloads and float(reloads[0]["value"][1]) >= 1, reloads
 
 
 def test_template_variables_resolve(prometheus_with_traffic: tuple[PrometheusServer, float]) -> None:

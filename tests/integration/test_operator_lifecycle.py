@@ -1,8 +1,10 @@
-"""StoreAgent lifecycle on a real control plane: create -> Ready with Running pods and live stats, a spec change
-rolls the Deployment and rewrites the dialplan, a hand edit is reverted, deletion cleans everything up."""
+"""StoreAgent lifecycle on a real control plane: create -> Ready with Running pods and live stats from a real agent
+process in real calls, a spec change rolls the Deployment and rewrites the dialplan, a hand edit is reverted, deletion
+cleans everything up."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -10,7 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+
 from storeagent.operator import dialplan
+from storeagent.shop import ShopConfig
+from support.agent_process import AgentProcess, answered_call, end_call, take_turn
 from support.operator_env import (
     SYSTEM_NS,
     condition,
@@ -19,8 +24,6 @@ from support.operator_env import (
     storeagent_path,
     wait_for,
 )
-
-from storeagent.shop import ShopConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"
@@ -102,18 +105,50 @@ def test_create_becomes_ready_with_running_pods(shop: Any, operator: Any) -> Non
     assert "+15551230001" in table and "True" in table
 
 
-def test_status_carries_live_calls_and_latency_from_the_agent(shop: Any) -> None:
+async def test_status_carries_live_calls_and_latency_from_the_agent(shop: Any, agent_process: AgentProcess) -> None:
+    """Real calls into a real agent process; the operator's stats timer carries them into the status."""
     cp = shop
+    total_before = agent_process.stats()["calls_total"]
+    # One finished call with a turn: the agent records voice-to-voice latency when a call ends.
+    first = await answered_call(agent_process)
+    try:
+        await take_turn(first, agent_process)
+    finally:
+        await end_call(first)
 
-    def stats() -> dict[str, Any] | None:
+    def recorded() -> dict[str, Any] | None:
+        got = agent_process.stats()
+        return got if got["calls_total"] > total_before else None
+
+    agent = await asyncio.to_thread(wait_for, recorded, 30, "the call recorded by the agent")
+    v2v = agent["voice_to_voice_ms"]
+    assert v2v["count"] >= 1 and v2v["p50"] > 0 and v2v["p95"] >= v2v["p50"], agent
+
+    # A second call stays open while the operator's timer reads the agent.
+    live = await answered_call(agent_process)
+    try:
+        agent = agent_process.stats()
+        assert agent["calls_active"] == 1 and agent["voice_to_voice_ms"] == v2v, agent
+
+        def status() -> dict[str, Any] | None:
+            st = (get_or_none(cp, storeagent_path(NS, NAME)) or {}).get("status") or {}
+            return st if st.get("callsActive") == 1 and st.get("callsTotal") == agent["calls_total"] else None
+
+        st = await asyncio.to_thread(wait_for, status, 60, "the live call in the status")
+        assert st["voiceToVoice"] == {"p50Ms": v2v["p50"], "p95Ms": v2v["p95"]}
+        assert st["readyReplicas"] == 2
+        table = (await asyncio.to_thread(cp.kubectl, "get", "stag", NAME, "-n", NS)).stdout
+        header, row = table.splitlines()[:2]
+        columns = dict(zip(header.split(), row.split(), strict=False))
+        assert columns.get("CALLS") == "1" and columns.get("P95-MS") == f"{v2v['p95']:g}", table
+    finally:
+        await end_call(live)
+
+    def hung_up() -> dict[str, Any] | None:
         st = (get_or_none(cp, storeagent_path(NS, NAME)) or {}).get("status") or {}
-        return st if st.get("callsActive") == 3 else None
+        return st if st.get("callsActive") == 0 and st.get("callsTotal") == agent["calls_total"] + 1 else None
 
-    st = wait_for(stats, 60, "live calls in status")
-    assert st["callsTotal"] == 41
-    assert st["voiceToVoice"] == {"p50Ms": 612.5, "p95Ms": 987.0}
-    assert st["readyReplicas"] == 2
-    assert "987" in cp.kubectl("get", "stag", NAME, "-n", NS).stdout  # the P95 printer column
+    await asyncio.to_thread(wait_for, hung_up, 60, "the hung-up call leaving the status")
 
 
 def test_spec_change_rolls_deployment_and_updates_dialplan(shop: Any) -> None:

@@ -65,17 +65,19 @@ def install(cp: ControlPlane) -> Path:
 class OperatorProcess:
     """`storeagent operator run` as a child process, logs to a file."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, extra_args: list[str] | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.extra_args = list(extra_args or [])
+        self.extra_env = dict(extra_env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         exe = Path(sys.executable).parent / "storeagent"
         log = open(self.log_path, "ab")
         cmd = [str(exe), "operator", "run", f"--kubeconfig={self.kubeconfig}", *self.extra_args]
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | self.extra_env
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         return self
