@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from support.operator_env import install
 
 pytestmark = [pytest.mark.integration]

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+
 from storeagent.operator import dialplan
 from support.operator_env import (
     SYSTEM_NS,

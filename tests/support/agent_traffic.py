@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from storeagent.agent.app import AgentApp
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.metrics import AgentMetrics
@@ -30,7 +31,6 @@ from storeagent.agent.providers.resilience import Chain, FallbackLLM, RetryPolic
 from storeagent.agent.providers.scripted import Fault, ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.store.tools import ShopTools
-
 from support.agent_harness import bakery
 from support.audio import silence, voiced
 
