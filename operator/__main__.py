@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     import kopf  # lazily: `storeagent --help` must work without the operator extra
+
     from storeagent.operator import handlers, settings
 
     s, ns = settings.parse(args[1:])

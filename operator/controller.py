@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
+
 from storeagent.operator import dialplan, model, resources, status
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import kopf
+
 from storeagent.operator import dialplan, model, resources
 from storeagent.operator.controller import Controller, InvalidSpec, RetryLater, guarded
 from storeagent.operator.esl import Reloader

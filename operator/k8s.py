@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
 from storeagent.operator import model
 
 FIELD_MANAGER = "storeagent-operator"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
 from storeagent.operator import model
 from storeagent.operator.settings import Settings
 
