@@ -3,6 +3,10 @@
 `handlers.py` feeds it kopf's events; the state here is a cache rebuilt on every start (resume handlers),
 never a source of truth: every write is a converging apply or a keyed merge patch, so an operator killed
 mid-reconcile simply reconciles again and creates nothing twice.
+
+Status writes go through one writer task per shop: changes arriving within `status_coalesce_seconds` (a
+Deployment rolling out emits several status events in a row) become one patch, and a shop's patches never
+overtake each other (two concurrent patches could land out of order and leave a stale status behind).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api
 from storeagent.operator.metrics import OperatorMetrics
 from storeagent.operator.settings import Settings
+from storeagent.operator.shardwriter import ShardWriter
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -48,9 +53,12 @@ class ShopState:
     last_status: Obj | None = None
     stored_conditions: list[Obj] = field(default_factory=list)
     deployment_generation: int | None = None  # generation our last apply produced: anything else is a hand edit
+    applying_deployment: bool = False  # our apply is in flight: its own events are not hand edits
     conflict_signature: tuple[Any, ...] = ()
     rivals: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    status_dirty: bool = False
+    status_task: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> str:
@@ -78,7 +86,11 @@ class Controller:
         self.reloader = reloader
         self.post_event = post_event
         self.shops: dict[str, ShopState] = {}
-        self.claims: Callable[[], Iterable[dialplan.Claim]] = list
+        self.dialplans = ShardWriter(api)
+        # Every shop's number claim, fed by the kopf index handler; ownership is computed once per change of
+        # the claims, not once per shop and timer tick (that was O(shops^2) work every stats interval).
+        self._claims: dict[str, dialplan.Claim] = {}
+        self._ownership_cache: dialplan.Ownership | None = None
         self._http: aiohttp.ClientSession | None = None
 
     def state(self, namespace: str, name: str) -> ShopState:
@@ -115,8 +127,7 @@ class Controller:
         *support, deployment = resources.desired_all(st.shop, self.settings)
         # Independent objects in parallel; the Deployment last, so its pods find their ConfigMap and SA.
         await asyncio.gather(*(self.api.apply(obj) for obj in support))
-        out = await self.api.apply(deployment)
-        st.deployment_generation = out["metadata"].get("generation")
+        out = await self._apply_deployment(st, deployment)
         self._observe_deployment(st, out)
         st.observed.reconciled_generation = st.observed.generation
         await self.sync_dialplan(st, cascade=True)
@@ -124,9 +135,31 @@ class Controller:
         if st.observed.dialplan_ok is False:
             raise RetryLater(st.observed.dialplan_message, 15.0)
 
-    # -- dialplan -------------------------------------------------------------------------------------------
+    # -- number claims ------------------------------------------------------------------------------------
+    def set_claim(self, key: str, claim: dialplan.Claim | None) -> None:
+        if self._claims.get(key) == claim:
+            return
+        if claim is None:
+            self._claims.pop(key, None)
+        else:
+            self._claims[key] = claim
+        self._ownership_cache = None
+
+    def resync_claims(self, claims: Iterable[dialplan.Claim]) -> None:
+        """Adopt kopf's index wholesale (it also drops objects that vanished without our finalizer)."""
+        fresh = {c.key: c for c in claims}
+        if fresh != self._claims:
+            self._claims = fresh
+            self._ownership_cache = None
+
     def _ownership(self, exclude: str = "") -> dialplan.Ownership:
-        return dialplan.ownership(c for c in self.claims() if c.key != exclude)
+        if exclude:
+            return dialplan.ownership(c for k, c in self._claims.items() if k != exclude)
+        if self._ownership_cache is None:
+            self._ownership_cache = dialplan.ownership(self._claims.values())
+        return self._ownership_cache
+
+    # -- dialplan -------------------------------------------------------------------------------------------
 
     async def sync_dialplan(self, st: ShopState, cascade: bool, exclude: str = "") -> None:
         if st.shop is None:
@@ -142,7 +175,7 @@ class Controller:
                 esl_port=resources.ESL_PORT, fallback=spec.fallback, bridge_template=self.settings.fallback_bridge,
                 apology=model.DEFAULT_APOLOGY, generation=st.observed.generation or 0)
             shard = dialplan.configmap_name(dialplan.shard_of(st.namespace, st.name))
-            await self.api.set_dialplan_file(
+            await self.dialplans.write(
                 self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,
                 {"app.kubernetes.io/managed-by": resources.MANAGED_BY, "storeagent.dev/dialplan": "true"})
             result = await self.reloader.reload()
@@ -190,12 +223,15 @@ class Controller:
         key = f"{namespace}/{name}"
         st = self.shops.get(key) or ShopState(namespace, name)
         shard = dialplan.configmap_name(dialplan.shard_of(namespace, name))
-        await self.api.set_dialplan_file(self.settings.freeswitch_namespace, shard,
-                                         dialplan.file_key(namespace, name), None, {})
+        await self.dialplans.write(self.settings.freeswitch_namespace, shard, dialplan.file_key(namespace, name),
+                                   None, {})
         result = await self.reloader.reload()
         if not result.ok:
             raise RetryLater(result.message, 10.0)
         self.shops.pop(key, None)
+        self.set_claim(key, None)
+        if st.status_task is not None:
+            st.status_task.cancel()
         self.metrics.shop_deleted(namespace, name)
         for other in sorted(st.rivals):  # a number this shop held may now go to the next claimant
             if (ost := self.shops.get(other)) is not None:
@@ -218,18 +254,30 @@ class Controller:
             return  # not reconciled by this process yet: its resume handler applies it
         gone = event_type == "DELETED"
         foreign = dep["metadata"].get("generation") != st.deployment_generation
-        if gone or (foreign and not dep["metadata"].get("deletionTimestamp")):
+        # While our own apply is in flight its events carry a generation we have not learned yet; a hand edit
+        # made before our apply is overwritten by it, one made after shows up as a later generation.
+        if not st.applying_deployment and (gone or (foreign and not dep["metadata"].get("deletionTimestamp"))):
             log.info("deployment %s/%s changed outside the operator (%s): re-applying", namespace, store,
                      "deleted" if gone else f"generation {dep['metadata'].get('generation')}")
-            dep = await self.api.apply(resources.desired_deployment(st.shop, self.settings))
-            st.deployment_generation = dep["metadata"].get("generation")
+            dep = await self._apply_deployment(st, resources.desired_deployment(st.shop, self.settings))
         self._observe_deployment(st, dep)
         await self.refresh_status(st)
+
+    async def _apply_deployment(self, st: ShopState, deployment: Obj) -> Obj:
+        st.applying_deployment = True
+        try:
+            out = await self.api.apply(deployment)
+        finally:
+            st.applying_deployment = False
+        st.deployment_generation = out["metadata"].get("generation")
+        return out
 
     # -- agent stats -----------------------------------------------------------------------------------------
     async def poll_stats(self, st: ShopState, pod_ips: list[str]) -> None:
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            # No keep-alive pool: one idle connection per agent pod (1,000 shops: 1,000 sockets and their
+            # buffers) would cost more than a new connection per poll; the limit bounds a burst of timers.
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32, force_close=True))
         override = self.settings.stats_address_override
         urls = [f"http://{override}"] if override else [f"http://{ip}:{resources.HTTP_PORT}" for ip in pod_ips]
         timeout = self.settings.stats_timeout_seconds
@@ -238,17 +286,40 @@ class Controller:
         await self.refresh_status(st)
 
     async def close(self) -> None:
+        for st in self.shops.values():
+            if st.status_task is not None:
+                st.status_task.cancel()
+        await self.dialplans.close()
         if self._http is not None:
             await self._http.close()
 
     # -- status --------------------------------------------------------------------------------------------
     async def refresh_status(self, st: ShopState) -> None:
+        """Ask for the shop's status to be written; the shop's writer task patches it soon (coalesced)."""
+        st.status_dirty = True
+        if st.status_task is None or st.status_task.done():
+            st.status_task = asyncio.create_task(self._status_writer(st), name=f"status {st.key}")
+
+    async def _status_writer(self, st: ShopState) -> None:
+        delay = self.settings.status_coalesce_seconds
+        while st.status_dirty and self.shops.get(st.key) is st:
+            await asyncio.sleep(delay)
+            st.status_dirty = False
+            try:
+                await self._write_status(st)
+                delay = self.settings.status_coalesce_seconds
+            except Exception as e:  # the API server is busy or away: keep the latest status and try again
+                log.warning("status %s: %s; retrying", st.key, e)
+                st.status_dirty = True
+                delay = 5.0
+
+    async def _write_status(self, st: ShopState) -> None:
         """Patch the status only when something other than timestamps changed."""
         new = status.compose(st.observed)
         by_type = {c["type"]: c["status"] == "True" for c in new["conditions"]}
         self.metrics.shop_status(st.namespace, st.name, ready=by_type["Ready"],
                                  dialplan_synced=by_type["DialplanSynced"])
-        previous = st.last_status if st.last_status is not None else None
+        previous = st.last_status
         base = previous["conditions"] if previous is not None else st.stored_conditions
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         full = status.with_transition_times(new, base, now)

@@ -13,6 +13,7 @@ never changes, because the shard count is a constant of the format.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,8 +37,8 @@ class Claim:
     numbers: tuple[str, ...]
     uid: str = ""
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # cached: ownership() sorts by it for every number
         return f"{self.namespace}/{self.name}"
 
 

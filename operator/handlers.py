@@ -63,19 +63,22 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
             await ctl().close()
             await ctl().api.close()
 
+    # Index handlers are coroutines: kopf runs plain functions in a thread pool, a thread hop per event.
     @kopf.index(*SA, registry=registry, id="number_claims")
-    def number_claims(**kw: Any) -> dict[str, Any]:
+    async def number_claims(**kw: Any) -> dict[str, Any]:
         namespace, name, uid, spec, meta = kw["namespace"], kw["name"], kw["uid"], kw["spec"], kw["meta"]
         # A shop being deleted claims nothing: its numbers may pass on to the next claimant.
         if meta.get("deletionTimestamp"):
+            ctl().set_claim(f"{namespace}/{name}", None)
             return {}
         numbers = spec.get("phoneNumbers") or []
         claim = dialplan.Claim(namespace, name, str(meta.get("creationTimestamp", "")),
                                tuple(n for n in numbers if isinstance(n, str)), uid)
+        ctl().set_claim(claim.key, claim)
         return {"all": claim}
 
     @kopf.index("", "v1", "pods", labels=MANAGED, registry=registry, id="agent_pods")
-    def agent_pods(**kw: Any) -> dict[Any, Any]:
+    async def agent_pods(**kw: Any) -> dict[Any, Any]:
         namespace, labels, status = kw["namespace"], kw["labels"], kw["status"]
         store = labels.get(resources.STORE_LABEL)
         if not store:
@@ -83,9 +86,15 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         return {(namespace, store): (status.get("podIP") or "", ready)}
 
+    last_resync = [time.monotonic()]
+
     def bind(number_claims: kopf.Index[str, dialplan.Claim]) -> Controller:
         c = ctl()
-        c.claims = lambda: list(number_claims.get("all", []))
+        # The index handler keeps the controller's claims current; once a minute adopt kopf's index as a
+        # whole, which also forgets an object deleted without our finalizer (kopf drops it from the index).
+        if time.monotonic() - last_resync[0] > 60:
+            last_resync[0] = time.monotonic()
+            c.resync_claims(number_claims.get("all", []))
         return c
 
     @kopf.on.resume(*SA, registry=registry, id="reconcile")

@@ -2,8 +2,8 @@
 
 Objects are converged with server-side apply under one field manager (`force=true`: the operator's fields
 win, a hand edit of them is undone; fields it never set stay with whoever set them). The shared dialplan
-ConfigMaps are the exception: many shops write keys of the same object, so each shop merge-patches only its
-own key, which the API server applies atomically without read-modify-write races.
+ConfigMaps are the exception: many shops write keys of the same object, so writes merge-patch only the keys
+of the shops they carry, which the API server applies atomically without read-modify-write races.
 Async on aiohttp, authenticated from a kubeconfig or the in-cluster service account.
 """
 
@@ -172,10 +172,11 @@ class Api:
         await self.merge_patch(model.KIND, namespace, name, {"status": status}, subresource="status",
                                ok_missing=True)
 
-    async def set_dialplan_file(self, namespace: str, configmap: str, key: str, xml: str | None,
-                                labels: dict[str, str]) -> None:
-        """Write (or with None remove) one shop's file in a shared dialplan ConfigMap."""
-        if xml is not None:
+    async def set_dialplan_files(self, namespace: str, configmap: str, files: dict[str, str | None],
+                                 labels: dict[str, str]) -> None:
+        """Write (or with None remove) shops' files in a shared dialplan ConfigMap: one merge patch for all."""
+        writes = any(xml is not None for xml in files.values())
+        if writes:
             shell = {"apiVersion": "v1", "kind": "ConfigMap",
                      "metadata": {"name": configmap, "namespace": namespace, "labels": labels}}
             if (namespace, configmap) not in self._shells:
@@ -184,9 +185,9 @@ class Api:
                     await self.apply(shell)
                 self._shells.add((namespace, configmap))
         try:
-            await self.merge_patch("ConfigMap", namespace, configmap, {"data": {key: xml}}, ok_missing=xml is None)
+            await self.merge_patch("ConfigMap", namespace, configmap, {"data": files}, ok_missing=not writes)
         except ApiError as e:
             if e.status != 404 or (namespace, configmap) not in self._shells:
                 raise
             self._shells.discard((namespace, configmap))  # deleted behind our back: recreate once
-            await self.set_dialplan_file(namespace, configmap, key, xml, labels)
+            await self.set_dialplan_files(namespace, configmap, files, labels)

@@ -58,6 +58,9 @@ def _meta(shop: Shop, name: str) -> Obj:
     return {"name": name, "namespace": shop.namespace, "labels": labels(shop), "ownerReferences": [owner_ref(shop)]}
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def config_name(shop: Shop) -> str:
     return f"{shop.name}-config"
 
@@ -68,7 +71,8 @@ def sa_name(shop: Shop) -> str:
 
 def shop_yaml(shop: Shop) -> str:
     cfg = shop.spec.shop_config(shop.name).model_dump(by_alias=True, mode="json", exclude_none=True)
-    return yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+    # libyaml's emitter when present (5x faster, same output; it runs twice per reconcile: file and hash).
+    return yaml.dump(cfg, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
 
 
 def desired_configmap(shop: Shop) -> Obj:

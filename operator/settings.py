@@ -42,6 +42,8 @@ class Settings:
     # Seconds between /v1/stats polls of each shop's pods (status is patched only when it changed).
     stats_interval_seconds: float = 15.0
     stats_timeout_seconds: float = 2.0
+    # Status changes arriving within this window are written as one patch (a rollout emits several in a row).
+    status_coalesce_seconds: float = 1.0
     # Stats are fetched from the pod IP; tests point this at a local agent with "host:port".
     stats_address_override: str = ""
     # kopf watch settings against the known silent watch stalls (see docs/operator.md).
