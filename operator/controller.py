@@ -285,6 +285,43 @@ class Controller:
         st.observed.totals = status.aggregate([g for g in got if g is not None])
         await self.refresh_status(st)
 
+    async def stats_loop(self, pod_ips: Callable[[ShopState], list[str]],
+                         before_cycle: Callable[[], None] = lambda: None) -> None:
+        """Every `stats_interval_seconds`: re-check number ownership and poll every shop's agents.
+
+        One loop for all shops rather than a kopf timer per shop: a timer is two tasks and a retained copy of
+        the object per shop, and 1,000 timers started together poll in one burst. Here the shops are spread
+        evenly over the interval, with a bounded number of polls in flight.
+        """
+        slots = asyncio.Semaphore(32)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(st: ShopState) -> None:
+            try:
+                if self.shops.get(st.key) is st and st.shop is not None:
+                    await guarded(self.recheck(st), f"recheck {st.key}")
+                    await guarded(self.poll_stats(st, pod_ips(st)), f"stats {st.key}")
+            finally:
+                slots.release()
+
+        interval = self.settings.stats_interval_seconds
+        await asyncio.sleep(min(1.0, interval))
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                before_cycle()
+            except Exception:  # a failed resync must not end the loop
+                log.exception("stats cycle")
+            shops = [st for st in self.shops.values() if st.shop is not None]
+            gap = interval / max(1, len(shops))
+            for st in shops:
+                await slots.acquire()
+                task = asyncio.create_task(one(st))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                await asyncio.sleep(gap)
+            await asyncio.sleep(max(0.0, started + interval - asyncio.get_running_loop().time()))
+
     async def close(self) -> None:
         for st in self.shops.values():
             if st.status_task is not None:

@@ -51,14 +51,16 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         serve_from_env(metrics)  # $STOREAGENT_OPERATOR_METRICS_ADDRESS, set by the chart
         holder["controller"] = Controller(api, _settings, reloader, _post_event, metrics)
         holder["reloader_task"] = asyncio.create_task(reloader.run(), name="reloadxml")
+        holder["stats_task"] = asyncio.create_task(
+            holder["controller"].stats_loop(pod_ips, resync_claims), name="stats")
 
     _settings = settings
 
     @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
-        task = holder.get("reloader_task")
-        if task is not None:
-            task.cancel()
+        for name in ("reloader_task", "stats_task"):
+            if (task := holder.get(name)) is not None:
+                task.cancel()
         if "controller" in holder:
             await ctl().close()
             await ctl().api.close()
@@ -86,22 +88,27 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         return {(namespace, store): (status.get("podIP") or "", ready)}
 
-    last_resync = [time.monotonic()]
+    def bind(kw: dict[str, Any]) -> Controller:
+        # kopf hands its live indexes only to handlers; the stats loop reads the same (live) objects.
+        holder["number_claims"], holder["agent_pods"] = kw["number_claims"], kw["agent_pods"]
+        return ctl()
 
-    def bind(number_claims: kopf.Index[str, dialplan.Claim]) -> Controller:
-        c = ctl()
-        # The index handler keeps the controller's claims current; once a minute adopt kopf's index as a
-        # whole, which also forgets an object deleted without our finalizer (kopf drops it from the index).
-        if time.monotonic() - last_resync[0] > 60:
-            last_resync[0] = time.monotonic()
-            c.resync_claims(number_claims.get("all", []))
-        return c
+    def resync_claims() -> None:
+        # The index handler keeps the controller's claims current; once per stats cycle adopt kopf's index as
+        # a whole, which also forgets an object deleted without our finalizer (kopf drops it from the index).
+        if (claims := holder.get("number_claims")) is not None:
+            ctl().resync_claims(claims.get("all", []))
+
+    def pod_ips(st: Any) -> list[str]:
+        pods = holder.get("agent_pods")
+        found = pods.get((st.namespace, st.name), []) if pods is not None else []
+        return [ip for ip, ready in found if ready and ip]
 
     @kopf.on.resume(*SA, registry=registry, id="reconcile")
     @kopf.on.create(*SA, registry=registry, id="reconcile")
     @kopf.on.update(*SA, registry=registry, id="reconcile")
     async def reconcile(**kw: Any) -> None:
-        c = bind(kw["number_claims"])
+        c = bind(kw)
         t0 = time.monotonic()
 
         def done(result: str) -> None:
@@ -128,28 +135,16 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
     @kopf.on.delete(*SA, registry=registry, id="delete")
     async def delete(**kw: Any) -> None:
         try:
-            await bind(kw["number_claims"]).delete(kw["namespace"], kw["name"])
+            await bind(kw).delete(kw["namespace"], kw["name"])
         except (RetryLater, ApiError) as e:
             raise kopf.TemporaryError(str(e), delay=5) from e
-
-    @kopf.timer(*SA, interval=settings.stats_interval_seconds, initial_delay=1.0, registry=registry,
-                id="stats")
-    async def stats(**kw: Any) -> None:
-        namespace, name, agent_pods = kw["namespace"], kw["name"], kw["agent_pods"]
-        c = bind(kw["number_claims"])
-        st = c.shops.get(f"{namespace}/{name}")
-        if st is None or st.shop is None:
-            return
-        ips = [ip for ip, ready in agent_pods.get((namespace, name), []) if ready and ip]
-        await guarded(c.recheck(st), f"recheck {namespace}/{name}")
-        await guarded(c.poll_stats(st, ips), f"stats {namespace}/{name}")
 
     @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry, id="deployments")
     async def deployment_event(**kw: Any) -> None:
         store, event_type, namespace = kw["labels"].get(resources.STORE_LABEL), kw["type"], kw["namespace"]
         if not store or event_type is None:  # None: the initial listing, handled by resume
             return
-        await guarded(bind(kw["number_claims"]).on_deployment(namespace, store, event_type, dict(kw["body"])),
+        await guarded(bind(kw).on_deployment(namespace, store, event_type, dict(kw["body"])),
                       f"deployment {namespace}/{store}")
 
 
