@@ -11,6 +11,11 @@ from support.fake_freeswitch_esl import FakeFreeSwitchEsl
 async def test_api_command_exchange() -> None:
     with FakeFreeSwitchEsl(password="s3cret") as fs:
         assert (await esl.api_command("127.0.0.1", fs.port, "s3cret", "reloadxml")).startswith("+OK")
+        # The fake reads on its own thread: `exit` may still be in flight when api_command returns.
+        for _ in range(100):
+            if len(fs.commands) == 3:
+                break
+            await asyncio.sleep(0.02)
         assert fs.commands == ["auth s3cret", "api reloadxml", "exit"]
 
 
