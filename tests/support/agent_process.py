@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from storeagent.agent.loopback.caller import LoopbackCall
 from support.audio import silence, voiced
 from support.controlplane import _die_with_parent, free_port
+from support.procs import log_tail, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sunrise-bakery.yaml"
@@ -76,16 +76,10 @@ class AgentProcess:
             return out
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # drains: no live calls left by then
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)  # SIGTERM drains (no live calls are left by then), SIGKILL after 20 s
 
     def log_tail(self, n: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+        return log_tail(self.log_path, n)
 
     def __enter__(self) -> AgentProcess:
         return self.start()

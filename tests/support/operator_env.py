@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from support.controlplane import REPO, ControlPlane, _die_with_parent
+from support.procs import log_tail, terminate
 
 RBAC_RULES = REPO / "charts" / "storeagent" / "files" / "operator-rbac-rules.yaml"
 CRD_DIR = REPO / "crds"
@@ -98,17 +98,10 @@ class OperatorProcess:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)  # SIGTERM drains (no live calls are left by then), SIGKILL after 20 s
 
     def log_tail(self, n: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+        return log_tail(self.log_path, n)
 
 
 # -- small REST helpers over the admin connection -------------------------------------------------------------
