@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 MANIFEST ?= examples/sunrise-bakery.yaml
 PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
-.PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean
+.PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean \
+        builds controlplane helm monitoring-crds cbuild
 
 help:
 	@echo "make demo   - call the example shop end to end, offline (installs everything first)"
@@ -39,23 +40,51 @@ lint: venv
 	bash .ci/typecheck.sh
 	bash .ci/typecheck.sh imports
 
+# Everything slow to build runs here, before pytest, never inside a test's timeout; each build script is a no-op
+# when its cached result is complete (results are written under a temp name and renamed when whole), prints
+# progress, and a test that finds its artifact missing fails at once naming the target below.
+controlplane:
+	bash tests/controlplane/build.sh >/dev/null
+
+helm:
+	bash tests/tools/build-helm.sh >/dev/null
+
+monitoring-crds:
+	bash tests/tools/monitoring-crds/build.sh >/dev/null
+
+cbuild: deps
+	$(MAKE) --no-print-directory -C freeswitch/mod_storeagent harness
+
+builds: controlplane helm monitoring-crds cbuild
+
 unit: venv deps
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: venv deps
-	$(BIN)/pytest -q tests/integration tests/e2e $(PYTEST_ARGS)
+integration: venv deps builds
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+e2e: venv deps builds
+	$(BIN)/pytest -q tests/e2e $(PYTEST_ARGS)
 
 ctest: deps
 	$(MAKE) -C freeswitch/mod_storeagent test
 
-test: venv deps lint
-	$(BIN)/pytest -q tests $(PYTEST_ARGS)
-	@if [ -f freeswitch/mod_storeagent/Makefile ]; then $(MAKE) -C freeswitch/mod_storeagent test; fi
+# One pytest session for all tiers (session fixtures are shared; the summary prints a line per tier), each stage
+# timed by .ci/stage.sh. The C stage runs the cmocka tests under ASan+UBSan and valgrind; the cross-language
+# harness test already ran inside pytest (tests/e2e/test_c_harness.py).
+STAGE := bash .ci/stage.sh
+test:
+	@$(STAGE) install $(MAKE) --no-print-directory venv deps
+	@$(STAGE) builds $(MAKE) --no-print-directory builds
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@$(STAGE) pytest $(BIN)/pytest -q tests $(PYTEST_ARGS)
+	@$(STAGE) c $(MAKE) --no-print-directory -C freeswitch/mod_storeagent unit valgrind
+	@$(STAGE) --summary
 
 bench: venv deps
 	$(BIN)/python bench/agent_bench.py $(BENCH_ARGS)
 
-bench-operator: venv deps
+bench-operator: venv deps controlplane
 	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)
 
 crds: venv
@@ -66,7 +95,7 @@ crds: venv
 chart-sync:
 	bash charts/sync-files.sh
 
-cluster: venv deps
+cluster: venv deps controlplane
 	$(BIN)/python tests/support/cluster.py
 
 clean:

@@ -3,7 +3,7 @@
 One file per shop, included into the `public` context (`<X-PRE-PROCESS cmd="include" data="storeagent/*.xml"/>`
 in FreeSWITCH's public.xml). Per shop: match its numbers, set channel variables, `socket` to the shop's
 Service `async full`, and then the fallback as the very next actions: FreeSWITCH continues the dialplan both
-when the agent cannot be reached and when it dies mid-call (shared/captures/fslog-agent-*.txt).
+when the agent cannot be reached and when it dies mid-call (tests/data/freeswitch-1.10.12/fslog-agent-*.txt).
 `send_silence_when_idle` is deliberately NOT set: with mod_storeagent's own paced writer it doubles the
 outgoing RTP stream (DESIGN.md).
 

@@ -1,7 +1,7 @@
 """FreeSWITCH's side of outbound ESL, for the demo and tests: one call dials the agent's ESL port.
 
 Behaviour follows mod_event_socket / switch_ivr_parse_event (FreeSWITCH 1.10) and the real recordings in
-`shared/captures/freeswitch-1.10.12`, not what our server expects:
+`tests/data/freeswitch-1.10.12`, not what our server expects:
 - `connect` -> command/reply whose headers are the channel data (URL-encoded), Content-Type/Reply-Text/Socket-Mode/
   Control last; `myevents [fmt]`, `event <fmt> NAMES [CUSTOM subclasses]`, `linger` -> `+OK ...`;
 - `sendmsg` -> `+OK` at once; the channel then runs the application: CHANNEL_EXECUTE, (CHANNEL_ANSWER),

@@ -1,7 +1,7 @@
 """What FreeSWITCH 1.10 writes on an outbound-ESL socket, as pure builders (no I/O).
 
 Written from mod_event_socket.c / switch_event.c behaviour and checked against the recordings in
-`shared/captures/freeswitch-1.10.12`: plain serialization URL-encodes every value with FreeSWITCH's unsafe set
+`tests/data/freeswitch-1.10.12`: plain serialization URL-encodes every value with FreeSWITCH's unsafe set
 (leaving an existing `%XX` alone), ends with a blank line or `Content-Length: n` + body; JSON is cJSON's
 unformatted output with array headers as lists and the body under `_body`; events are framed as
 `Content-Length` + `Content-Type: text/event-<fmt>`.

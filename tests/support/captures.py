@@ -1,4 +1,4 @@
-"""Reader for the real FreeSWITCH recordings in ../shared/captures (format: that folder's README).
+"""Reader for the real FreeSWITCH recordings in tests/data/freeswitch-1.10.12 (format: that folder's README).
 
 Each record is `=== <DIRECTION> t=<seconds> len=<bytes>\\n` followed by exactly `len` raw bytes; DIRECTION is
 `AGENT->FS`, `FS->AGENT`, or an `END`/`END2` note about how the capture stopped.
@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "freeswitch-1.10.12"
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "freeswitch-1.10.12"
 ESL_CAPTURES = (
     "esl-outbound-json-agent-hangs-up.txt",
     "esl-outbound-json-dtmf-caller-hangs-up.txt",
