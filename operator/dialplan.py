@@ -7,6 +7,11 @@ when the agent cannot be reached and when it dies mid-call (tests/data/freeswitc
 `send_silence_when_idle` is deliberately NOT set: with mod_storeagent's own paced writer it doubles the
 outgoing RTP stream (DESIGN.md).
 
+Every tenant-written value is checked against a narrow allowlist here again, whatever admission let through
+(defense in depth: a spec stored before a rule existed, or a bug in the CRD): FreeSWITCH expands `${..}` and
+`${api(..)}` in action data when the action runs, and `$${..}` / `X-PRE-PROCESS` when it loads the file.
+A value outside its allowlist raises `RenderError`; nothing is escaped into "safe" FreeSWITCH syntax.
+
 Files are sharded over a fixed number of ConfigMaps (a ConfigMap holds at most 1 MiB); the shard of a shop
 never changes, because the shard count is a constant of the format.
 """
@@ -14,17 +19,59 @@ never changes, because the shard count is a constant of the format.
 from __future__ import annotations
 
 import functools
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
-from storeagent.operator.model import Fallback
+from storeagent.operator.model import PLAYBACK_MAX, PLAYBACK_RE, PREPROCESS_WORD, Fallback
 
 SHARDS = 16
 CONFIGMAP_PREFIX = "storeagent-dialplan"
 STORE_VAR = "storeagent_store"
 NAMESPACE_VAR = "storeagent_namespace"
+
+
+# Allowlists for what reaches the file (fullmatch: Python's `$` would also accept a trailing newline).
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_PLAYBACK = re.compile(PLAYBACK_RE.removeprefix("^").removesuffix("$"))
+
+
+class RenderError(ValueError):
+    """A value may not be written into a FreeSWITCH dialplan; the shop gets no dialplan until it is fixed."""
+
+    def __init__(self, field: str, value: object, why: str) -> None:
+        super().__init__(f"{field} {str(value)[:80]!r} cannot be rendered into the dialplan: {why}")
+        self.field = field
+
+
+def _allow(field: str, value: str, pattern: re.Pattern[str], max_len: int, what: str) -> str:
+    if not isinstance(value, str) or len(value) > max_len or pattern.fullmatch(value) is None:
+        raise RenderError(field, value, f"must be {what}")
+    if PREPROCESS_WORD in value.lower():
+        raise RenderError(field, value, f"must not contain {PREPROCESS_WORD!r}")
+    return value
+
+
+def _check_inputs(namespace: str, name: str, numbers: list[str], service_host: str, esl_port: int,
+                  fallback: Fallback, apology: str, generation: int) -> None:
+    _allow("metadata.namespace", namespace, _DNS_LABEL, 63, "a DNS label")
+    _allow("metadata.name", name, _DNS_LABEL, 63, "a DNS label")
+    _allow("serviceHost", service_host, _DNS_NAME, 253, "a DNS name")
+    for i, n in enumerate(numbers):
+        _allow(f"phoneNumbers[{i}]", n, _E164, 16, "an E.164 number")
+    if fallback.forward_to is not None:
+        _allow("fallback.forwardTo", fallback.forward_to, _E164, 16, "an E.164 number")
+    if fallback.playback is not None:
+        _allow("fallback.playback", fallback.playback, _PLAYBACK, PLAYBACK_MAX, "a relative .wav path")
+    _allow("apology", apology, _PLAYBACK, PLAYBACK_MAX, "a relative .wav path")
+    if type(esl_port) is not int or not 0 < esl_port < 65536:
+        raise RenderError("eslPort", esl_port, "must be a TCP port")
+    if type(generation) is not int or generation < 0:
+        raise RenderError("generation", generation, "must be a non-negative integer")
 
 
 @dataclass(frozen=True)
@@ -115,9 +162,14 @@ def render(
     apology: str,
     generation: int,
 ) -> str:
-    """The shop's dialplan file. With no numbers left (all lost to conflicts) the file is an empty include."""
-    nums = sorted(numbers)
-    head = f"<include>\n  <!-- storeagent {namespace}/{name} generation {generation}: generated, do not edit -->\n"
+    """The shop's dialplan file. With no numbers left (all lost to conflicts) the file is an empty include.
+
+    Raises RenderError when a value is outside its allowlist (see the module docstring)."""
+    given = list(numbers)
+    _check_inputs(namespace, name, given, service_host, esl_port, fallback, apology, generation)
+    nums = sorted(given)
+    # The names stay out of the comment: a legal DNS label may contain "--", which XML comments may not.
+    head = f"<include>\n  <!-- storeagent generation {generation}: generated from a StoreAgent, do not edit -->\n"
     if not nums:
         return head + "</include>\n"
     # E.164 with or without the leading "+": carriers differ in what they send as destination_number.

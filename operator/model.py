@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from storeagent.shop import (
     E164,
@@ -32,9 +32,17 @@ SHORT_NAMES = ["stag"]  # not "sa": ServiceAccounts own it
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
-# What a FreeSWITCH `playback` may be given: a sound path, a tone_stream:// or say: spec. No whitespace,
-# quotes or angle brackets, so nothing can break out of the dialplan action (the XML is escaped anyway).
-PLAYBACK_RE = r"^[A-Za-z0-9_./:%(),=$@{}+#-]{1,256}$"
+# What a FreeSWITCH `playback` may be given: a relative .wav path under FreeSWITCH's sound directory, nothing
+# else. FreeSWITCH expands `${var}`/`${api(..)}` in action data and `$${var}` when it loads the file, so the
+# allowlist has no `$ { } ( ) , | : ; ! % ' " < > &`, whitespace or non-ASCII; no leading "/" and no empty or
+# dot-led segment, so no absolute path and no `..` (another shop's recordings); no `scheme://` (no fetches
+# from FreeSWITCH). ASCII classes only; RE2 (API server) and Rust (pydantic) read `$` as end of text.
+PLAYBACK_RE = r"^([A-Za-z0-9_-]+/){0,8}[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.wav$"
+PLAYBACK_MAX = 256
+# FreeSWITCH's XML preprocessor searches every line for this (case-insensitively) and drops the line when it
+# is not a `<X-PRE-PROCESS` tag: a value containing it would delete its dialplan line and break the file
+# that every shop in the shard shares. Refused wherever a tenant value reaches the dialplan.
+PREPROCESS_WORD = "x-pre-process"
 DEFAULT_APOLOGY = "ivr/ivr-please_try_again_later.wav"
 
 
@@ -56,9 +64,18 @@ class Fallback(Model):
     )
     playback: str | None = Field(
         default=None,
+        max_length=PLAYBACK_MAX,
         pattern=PLAYBACK_RE,
-        description="Sound played (then hang up) when there is no forwardTo or the forward fails.",
+        description="Sound played (then hang up) when there is no forwardTo or the forward fails: a relative "
+        "path of a .wav installed under FreeSWITCH's sounds directory (letters, digits, _ - . /).",
     )
+
+    @field_validator("playback")
+    @classmethod
+    def _no_preprocessor_word(cls, v: str | None) -> str | None:
+        if v is not None and PREPROCESS_WORD in v.lower():
+            raise ValueError(f"playback must not contain {PREPROCESS_WORD!r} (FreeSWITCH's preprocessor drops it)")
+        return v
 
 
 class SecretRef(Model):
@@ -162,6 +179,11 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
     "TimeRange": [_cel("self.close > self.open", "close must be after open (split overnight ranges)", ".close")],
     "Fallback": [
         _cel(
+            f"!has(self.playback) || !self.playback.matches('(?i){PREPROCESS_WORD}')",
+            f"playback must not contain {PREPROCESS_WORD!r} (FreeSWITCH's XML preprocessor drops such lines)",
+            ".playback",
+        ),
+        _cel(
             "has(self.forwardTo) || has(self.playback)",
             "fallback needs forwardTo or playback: a caller must never hear dead air",
             reason="FieldValueRequired",
@@ -202,7 +224,13 @@ ROOT_CEL_RULES = [
         "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
         "metadata.name must be a DNS-1035 label of at most 52 characters (it names the shop's Service)",
         reason="FieldValueInvalid",
-    )
+    ),
+    _cel(
+        f"!self.metadata.name.contains('{PREPROCESS_WORD}')",
+        f"metadata.name must not contain {PREPROCESS_WORD!r}: the name is written into FreeSWITCH's dialplan, "
+        "whose preprocessor drops such lines",
+        reason="FieldValueInvalid",
+    ),
 ]
 
 
@@ -212,4 +240,5 @@ def parse_spec(spec: dict[str, Any]) -> StoreAgentSpec:
 
 
 def valid_store_name(name: str) -> bool:
-    return len(name) <= 52 and re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name) is not None
+    return (len(name) <= 52 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) is not None
+            and PREPROCESS_WORD not in name)

@@ -73,6 +73,21 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
      ("spec.fallback.forwardTo", "must not be one of the shop's own phoneNumbers")),
     ("playback-injection", _set("spec.fallback", {"playback": "x.wav\"/><action application=\"system"}),
      ("spec.fallback.playback", "should match")),
+    # Hostile dialplan input (issue 11): FreeSWITCH expansion syntax, XML, newlines, unicode look-alikes, paths.
+    *[(f"playback-hostile-{i}", _set("spec.fallback", {"playback": v}), ("spec.fallback.playback", "should match"))
+      for i, v in enumerate([
+          "${system(touch /tmp/pwned)}.wav", "${hupall(NORMAL_CLEARING)}", "${fsctl(shutdown)}",
+          "$${sounds_dir}/x.wav", "x.wav\n", "/etc/passwd.wav", "../other-shop/recording.wav",
+          "tone_stream://%(200,0,440)", "http://169.254.169.254/x.wav", "a.wav!b.wav", "caf\u00e9.wav",
+          "\uff04{system(id)}.wav", "x.mp3", "<!--#exec-->.wav"])],
+    ("playback-too-long", _set("spec.fallback", {"playback": "a" * 300 + ".wav"}),
+     ("spec.fallback.playback", "Too long")),
+    ("playback-preprocessor-word", _set("spec.fallback", {"playback": "X-Pre-Process.wav"}),
+     ("spec.fallback.playback", "must not contain 'x-pre-process'")),
+    ("name-preprocessor-word", _set("metadata.name", "shop-x-pre-process"),
+     ("metadata.name must not contain 'x-pre-process'",)),
+    ("forward-to-hostile", _set("spec.fallback", {"forwardTo": "+1555${system(id)}"}),
+     ("spec.fallback.forwardTo", "should match")),
     ("webhook-not-http", _set("spec.webhook", {"url": "ftp://example.invalid/hook"}),
      ("spec.webhook.url", "should match")),
     ("ring-seconds-too-short", _set("spec.transfer", {"ringSeconds": 1}),

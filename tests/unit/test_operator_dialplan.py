@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from storeagent.operator import dialplan
 from storeagent.operator.model import Fallback
@@ -48,11 +51,79 @@ def test_no_numbers_left_is_an_empty_include() -> None:
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40))
-def test_any_playback_text_stays_inside_its_attribute(text: str) -> None:
-    # The CRD pattern already refuses such input; the renderer must still never emit broken XML.
-    acts = actions(render(Fallback.model_construct(forward_to=None, playback=text)))
+def test_any_playback_text_is_refused_or_rendered_as_a_plain_path(text: str) -> None:
+    # The CRD pattern already refuses such input; the renderer refuses it again, or renders it verbatim.
+    try:
+        xml = render(Fallback.model_construct(forward_to=None, playback=text))
+    except dialplan.RenderError as e:
+        assert e.field == "fallback.playback"
+        return
+    acts = actions(xml)
     assert ("playback", text) in acts
     assert [a for a, _ in acts].count("socket") == 1
+    assert not set(text) & set("${}()|,:;!%'\"<>& \t\n") and text.endswith(".wav")
+
+
+HOSTILE_PLAYBACK = [
+    "${system(touch /tmp/pwned)}.wav", "${hupall(NORMAL_CLEARING)}", "${fsctl(shutdown)}", "$${sounds_dir}/x.wav",
+    "${api(system id)}", "x.wav\"/><action application=\"system\" data=\"id", "x.wav\n", "x.wav\r\nx.wav",
+    "/etc/passwd.wav", "../../other-shop/recording.wav", "ivr/../../x.wav", ".hidden.wav", "a//b.wav",
+    "tone_stream://%(200,0,440)", "http://169.254.169.254/latest.wav", "say:en number pronounced 5",
+    "a.wav!b.wav", "a|b.wav", "a,b.wav", "caf\u00e9.wav", "\uff04{system(id)}.wav", "x\u2028.wav", "a b.wav",
+    "x-pre-process.wav", "X-PRE-PROCESS.wav", "x.mp3", "x.WAV.sh", "a/" * 9 + "x.wav", "x" * 300 + ".wav", "",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_PLAYBACK)
+def test_hostile_playback_is_refused_by_model_and_renderer(value: str) -> None:
+    with pytest.raises(ValidationError):
+        Fallback(playback=value)
+    with pytest.raises(dialplan.RenderError, match=r"fallback\.playback"):
+        render(Fallback.model_construct(forward_to=None, playback=value))
+
+
+@pytest.mark.parametrize("value", ["ivr/ivr-please_try_again_later.wav", "x.wav", "shops/sunrise/closed.v2.wav"])
+def test_plain_sound_paths_are_accepted(value: str) -> None:
+    assert ("playback", value) in actions(render(Fallback(playback=value)))
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"name": "x-pre-process"}, "metadata.name"),
+    ({"name": "bakery\n"}, "metadata.name"),
+    ({"name": "${hupall(x)}"}, "metadata.name"),
+    ({"namespace": "Shops"}, "metadata.namespace"),
+    ({"namespace": "shops-X-Pre-Process"}, "metadata.namespace"),
+    ({"numbers": ("+15551230001", "+1555${x}")}, "phoneNumbers[1]"),
+    ({"numbers": ("+15551230001\n",)}, "phoneNumbers[0]"),
+    ({"service_host": "evil.com:1/${x}"}, "serviceHost"),
+    ({"fallback": Fallback.model_construct(forward_to="+1555|${system(id)}", playback=None)}, "fallback.forwardTo"),
+    ({"apology": "${system(id)}"}, "apology"),
+    ({"esl_port": 0}, "eslPort"),
+])
+def test_every_rendered_value_is_checked(kwargs: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {
+        "namespace": "shops", "name": "bakery", "numbers": ("+15551230001",),
+        "service_host": "bakery.shops.svc.cluster.local", "esl_port": 8084, "fallback": Fallback(playback="x.wav"),
+        "bridge_template": "sofia/gateway/carrier/{number}", "apology": "sorry.wav", "generation": 1, **kwargs}
+    with pytest.raises(dialplan.RenderError) as e:
+        dialplan.render(**args)
+    assert e.value.field == field
+
+
+def test_dashes_in_names_keep_the_file_well_formed() -> None:
+    # "a--b" is a legal DNS label; "--" inside an XML comment is not well-formed.
+    xml = dialplan.render(namespace="team--a", name="b--c", numbers=("+15551230001",),
+                          service_host="b--c.team--a.svc.cluster.local", esl_port=8084,
+                          fallback=Fallback(playback="x.wav"), bridge_template="sofia/gateway/carrier/{number}",
+                          apology="sorry.wav", generation=1)
+    assert ("set", "storeagent_store=b--c") in actions(xml)
+
+
+def test_rendered_file_has_no_expansion_or_preprocessor_syntax() -> None:
+    xml = render(Fallback(forward_to="+15559990000", playback="ivr/closed.wav"))
+    # The only "$" is the condition's regex anchor; no action data carries one.
+    assert "${" not in xml and "x-pre-process" not in xml.lower()
+    assert all("$" not in data for _, data in actions(xml))
 
 
 def test_first_claimant_keeps_the_number() -> None:
