@@ -101,12 +101,6 @@ class Resources(Model):
     limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="512Mi"))
 
 
-class ImageOverride(Model):
-    repository: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[a-z0-9][a-z0-9./_:-]*$")
-    tag: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-
-
 class StoreAgentSpec(Model):
     """A shop: what its agent knows and says, which numbers reach it, and how it runs."""
 
@@ -122,7 +116,8 @@ class StoreAgentSpec(Model):
     silence_reprompt_seconds: float = Field(default=8.0, ge=2.0, le=60.0)
     scaling: Scaling = Field(default_factory=Scaling)
     resources: Resources = Field(default_factory=Resources)
-    image: ImageOverride = Field(default_factory=ImageOverride)
+    # No `image`: which code runs with the namespace's provider keys is the platform's decision (operator
+    # settings / chart value operator.agentImage), never a tenant's. docs/security.md has the migration.
 
     @model_validator(mode="after")
     def _unique_numbers(self) -> StoreAgentSpec:

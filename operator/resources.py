@@ -123,10 +123,9 @@ def _resources(shop: Shop) -> Obj:
     return out
 
 
-def _image(shop: Shop, settings: Settings) -> tuple[str, str]:
-    o = shop.spec.image
-    image = f"{o.repository or settings.image_repository}:{o.tag or settings.image_tag}"
-    return image, o.pull_policy or settings.image_pull_policy
+def _image(settings: Settings) -> tuple[str, str]:
+    # The platform's image only: a tenant-chosen image would run any code with the shop's provider keys.
+    return f"{settings.image_repository}:{settings.image_tag}", settings.image_pull_policy
 
 
 def config_hash(shop: Shop) -> str:
@@ -134,7 +133,7 @@ def config_hash(shop: Shop) -> str:
 
 
 def desired_deployment(shop: Shop, settings: Settings) -> Obj:
-    image, pull = _image(shop, settings)
+    image, pull = _image(settings)
     http_probe = {"port": "http", "scheme": "HTTP"}
     container = {
         "name": "agent",

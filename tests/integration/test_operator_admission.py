@@ -120,3 +120,11 @@ def test_invalid_spec_rejected_naming_field_and_reason(cluster: Any, case: str, 
     assert "is invalid" in out.stderr, out.stderr
     for w in words:
         assert w in out.stderr, f"{case}: {w!r} not in {out.stderr}"
+
+
+def test_tenant_cannot_choose_the_agent_image(cluster: Any) -> None:
+    # spec.image is gone: the platform picks the image that runs with the namespace's provider keys.
+    doc = mutate(_set("spec.image", {"repository": "evil.example/miner", "tag": "latest"}))
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
+    assert out.returncode != 0, "spec.image was accepted"
+    assert 'unknown field "spec.image"' in out.stderr, out.stderr

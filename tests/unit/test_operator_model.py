@@ -40,7 +40,7 @@ def test_defaults_always_have_a_fallback() -> None:
     ({"scaling": {"replicas": -1}}, "scaling.replicas"),
     ({"fallback": {"playback": "a b"}}, "fallback.playback"),
     ({"profile": {"name": "X", "timezone": "Mars/Olympus"}}, "timezone"),
-    ({"image": {"pullPolicy": "Sometimes"}}, "image.pullPolicy"),
+    ({"image": {"repository": "evil.example/miner"}}, "image"),  # the platform picks the image
 ])
 def test_invalid_spec_names_the_field(change: dict[str, object], field: str) -> None:
     spec = {**example_spec(), **change}

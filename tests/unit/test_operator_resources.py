@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from pydantic import ValidationError
 
 from storeagent.operator import model, resources
 from storeagent.operator.settings import Settings
@@ -60,11 +62,16 @@ def test_deployment_contract_with_the_agent() -> None:
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
 
 
-def test_no_provider_keys_without_secret_ref_and_image_override() -> None:
-    s = shop(image={"repository": "registry.local/agent", "tag": "dev", "pullPolicy": "Always"})
-    c = resources.desired_deployment(s, Settings())["spec"]["template"]["spec"]["containers"][0]
+def test_no_provider_keys_without_secret_ref_and_the_image_is_the_platforms() -> None:
+    settings = Settings(image_repository="registry.local/agent", image_tag="dev", image_pull_policy="Always")
+    c = resources.desired_deployment(shop(), settings)["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "registry.local/agent:dev" and c["imagePullPolicy"] == "Always"
     assert not any(e["name"].endswith("_API_KEY") for e in c["env"])
+
+
+def test_a_tenant_cannot_choose_the_image() -> None:
+    with pytest.raises(ValidationError, match="image"):
+        shop(image={"repository": "evil.example/miner", "tag": "latest"})
 
 
 def test_configmap_is_the_agent_config_and_changes_roll_the_pods() -> None:
