@@ -87,7 +87,8 @@ int main(int argc, char **argv)
 
     rec_t r = {.lock = PTHREAD_MUTEX_INITIALIZER, .marks = json_array(), .clears = json_array()};
     sa_call_config_t cfg = {argv[4], argv[1], argv[3], rate, rate, SA_DEFAULT_PREBUFFER_MS,
-                            SA_DEFAULT_MAX_BUFFER_MS, SA_DEFAULT_STATS_MS, SA_DEFAULT_CONNECT_TIMEOUT_S, on_event, &r};
+                            SA_DEFAULT_MAX_BUFFER_MS, SA_DEFAULT_STATS_MS, SA_DEFAULT_CONNECT_TIMEOUT_S, on_event, &r,
+                            0, 0};
     sa_call_t *call = sa_call_new(&cfg, err, sizeof(err));
     if (!call || sa_call_start(call, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);

@@ -31,7 +31,7 @@ static const char *const subclasses[] = {SA_EV_CONNECT_NAME, SA_EV_DISCONNECT_NA
 static struct {
     switch_mutex_t *lock; /* context handoff between the channel, API calls and writer threads */
     int writers;          /* writer threads alive (guarded by lock) */
-    unsigned prebuffer_ms, max_buffer_ms, stats_ms, connect_timeout_s;
+    unsigned prebuffer_ms, max_buffer_ms, stats_ms, connect_timeout_s, ping_ms, ping_timeout_ms;
 } globals;
 
 typedef struct {
@@ -66,12 +66,30 @@ static void fire(sa_ctx_t *ctx, const char *subclass, const sa_event_t *ev)
     switch_event_fire(&event);
 }
 
+/* The agent stopped answering pings: its node is gone, and so is the ESL socket that parks this channel (it got no
+ * FIN either, so `socket` would wait for TCP to give up, minutes of dead air). Ending the park runs the dialplan's
+ * next action, the fallback, as when the agent dies cleanly. */
+static void unpark(sa_ctx_t *ctx)
+{
+    switch_core_session_t *session = switch_core_session_locate(ctx->uuid);
+    if (!session) return;
+    switch_channel_t *channel = switch_core_session_get_channel(session);
+    switch_log_printf(SWITCH_CHANNEL_UUID_LOG(ctx->uuid), SWITCH_LOG_WARNING,
+                      "audio websocket: no answer to pings for %u ms; continuing the dialplan\n", globals.ping_timeout_ms);
+    switch_channel_set_variable(channel, "storeagent_stream_end", "ping-timeout");
+    switch_channel_clear_flag(channel, CF_PARK);
+    switch_core_session_rwunlock(session);
+}
+
 static void on_core_event(void *ud, const sa_event_t *ev)
 {
     sa_ctx_t *ctx = ud;
     switch (ev->kind) {
     case SA_EV_CONNECT: fire(ctx, SA_EV_CONNECT_NAME, ev); break;
-    case SA_EV_DISCONNECT: fire(ctx, SA_EV_DISCONNECT_NAME, ev); break;
+    case SA_EV_DISCONNECT:
+        fire(ctx, SA_EV_DISCONNECT_NAME, ev);
+        if (ev->detail && !strcmp(ev->detail, SA_WS_REASON_TIMEOUT)) unpark(ctx);
+        break;
     case SA_EV_ERROR:
         switch_log_printf(SWITCH_CHANNEL_UUID_LOG(ctx->uuid), SWITCH_LOG_WARNING, "audio websocket failed: %s\n",
                           ev->detail ? ev->detail : "");
@@ -93,22 +111,26 @@ static void lws_log(int level, const char *line)
 }
 
 /* ----------------------------------------------------------------------------------------- media bug */
+/* sa_read_frame_fn over switch_core_media_bug_read. SWITCH_TRUE: on 1.10.12 a READ-only bug with an empty buffer
+ * returns SWITCH_STATUS_FALSE with TRUE, but SUCCESS with a frame of filler (0xff bytes) with FALSE. */
+static long bug_read_frame(void *src, int16_t *buf, size_t cap)
+{
+    switch_frame_t frame = {0};
+    frame.data = buf;
+    frame.buflen = (uint32_t)(cap * sizeof(int16_t));
+    if (switch_core_media_bug_read((switch_media_bug_t *)src, &frame, SWITCH_TRUE) != SWITCH_STATUS_SUCCESS) return 0;
+    if (frame.channels > 1) return -1; /* never for a READ-stream bug without SMBF_STEREO */
+    return (long)(frame.datalen / sizeof(int16_t));
+}
+
 static switch_bool_t bug_callback(switch_media_bug_t *bug, void *user_data, switch_abc_type_t type)
 {
     sa_ctx_t *ctx = user_data;
     switch (type) {
-    case SWITCH_ABC_TYPE_READ: {
-        uint8_t data[SWITCH_RECOMMENDED_BUFFER_SIZE];
-        switch_frame_t frame = {0};
-        frame.data = data;
-        frame.buflen = sizeof(data);
-        /* Caller audio as L16 at the read rate; sa_call_feed never blocks (trylock inside). */
-        while (switch_core_media_bug_read(bug, &frame, SWITCH_FALSE) == SWITCH_STATUS_SUCCESS && frame.datalen) {
-            sa_call_feed(ctx->call, frame.data, frame.datalen / 2);
-            frame.datalen = 0;
-        }
+    case SWITCH_ABC_TYPE_READ:
+        /* One frame per callback (the core bounds it): FreeSWITCH buffered exactly one read frame before calling. */
+        sa_call_drain(ctx->call, bug_read_frame, bug);
         break;
-    }
     case SWITCH_ABC_TYPE_CLOSE: {
         /* Hangup, `stop`, or the writer removing us: detach from the channel; the writer thread frees. */
         switch_core_session_t *session = switch_core_media_bug_get_session(bug);
@@ -218,7 +240,8 @@ static const char *start_stream(switch_core_session_t *session, const sa_args_t 
         return "cannot initialise the L16 codec at the channel's rate";
     }
     sa_call_config_t cfg = {a->uuid, a->url, a->token, a->rate, ctx->rate, globals.prebuffer_ms, globals.max_buffer_ms,
-                            globals.stats_ms, globals.connect_timeout_s, on_core_event, ctx};
+                            globals.stats_ms, globals.connect_timeout_s, on_core_event, ctx, globals.ping_ms,
+                            globals.ping_timeout_ms};
     ctx->call = sa_call_new(&cfg, err, errlen);
     if (!ctx->call) {
         ctx_free(ctx);
@@ -318,6 +341,8 @@ static void load_config(void)
     globals.max_buffer_ms = SA_DEFAULT_MAX_BUFFER_MS;
     globals.stats_ms = SA_DEFAULT_STATS_MS;
     globals.connect_timeout_s = SA_DEFAULT_CONNECT_TIMEOUT_S;
+    globals.ping_ms = SA_DEFAULT_PING_MS;
+    globals.ping_timeout_ms = SA_DEFAULT_PING_TIMEOUT_MS;
     switch_xml_t cfg = NULL, settings, param;
     switch_xml_t xml = switch_xml_open_cfg("storeagent.conf", &cfg, NULL);
     if (!xml) return; /* optional: the defaults are the tuned values */
@@ -329,6 +354,8 @@ static void load_config(void)
             else if (!strcasecmp(name, "max-buffer-ms") && v >= 1000) globals.max_buffer_ms = (unsigned)v;
             else if (!strcasecmp(name, "stats-interval-ms") && v >= 0) globals.stats_ms = (unsigned)v;
             else if (!strcasecmp(name, "connect-timeout-s") && v > 0) globals.connect_timeout_s = (unsigned)v;
+            else if (!strcasecmp(name, "ping-interval-ms") && v >= 20) globals.ping_ms = (unsigned)v;
+            else if (!strcasecmp(name, "ping-timeout-ms") && v >= 100) globals.ping_timeout_ms = (unsigned)v;
             else switch_log_printf(SWITCH_CHANNEL_LOG, SWITCH_LOG_WARNING, "storeagent.conf: ignored param %s=%s\n",
                                    name, value);
         }

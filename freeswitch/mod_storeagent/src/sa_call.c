@@ -19,7 +19,7 @@
 
 struct sa_call {
     char *uuid, *url, *token;
-    unsigned ws_rate, call_rate, stats_every_ticks, connect_timeout_s;
+    unsigned ws_rate, call_rate, stats_every_ticks, connect_timeout_s, ping_ms, ping_timeout_ms;
     sa_event_fn on_event;
     void *ud;
     sa_playout_t *playout;       /* at ws_rate */
@@ -62,6 +62,14 @@ sa_call_t *sa_call_new(const sa_call_config_t *cfg, char *err, size_t errlen)
     if (cfg->prebuffer_ms > 60) { bad(err, errlen, "prebuffer_ms: must be 0..60"); return NULL; }
     if (cfg->max_buffer_ms < 1000) { bad(err, errlen, "max_buffer_ms: must be >= 1000"); return NULL; }
     if (cfg->connect_timeout_s == 0) { bad(err, errlen, "connect_timeout_s: must be > 0"); return NULL; }
+    if (cfg->ping_timeout_ms && cfg->ping_timeout_ms < 100) {
+        bad(err, errlen, "ping_timeout_ms: must be >= 100");
+        return NULL;
+    }
+    if (cfg->ping_interval_ms && cfg->ping_interval_ms < 20) {
+        bad(err, errlen, "ping_interval_ms: must be >= 20");
+        return NULL;
+    }
     sa_call_t *c = calloc(1, sizeof(*c));
     if (!c) { bad(err, errlen, "out of memory"); return NULL; }
     c->uuid = strdup(cfg->uuid);
@@ -71,6 +79,8 @@ sa_call_t *sa_call_new(const sa_call_config_t *cfg, char *err, size_t errlen)
     c->call_rate = cfg->call_rate;
     c->stats_every_ticks = cfg->stats_interval_ms / 20u;
     c->connect_timeout_s = cfg->connect_timeout_s;
+    c->ping_ms = cfg->ping_interval_ms ? cfg->ping_interval_ms : SA_DEFAULT_PING_MS;
+    c->ping_timeout_ms = cfg->ping_timeout_ms ? cfg->ping_timeout_ms : SA_DEFAULT_PING_TIMEOUT_MS;
     c->on_event = cfg->on_event;
     c->ud = cfg->ud;
     sa_playout_config_t pc = {cfg->ws_rate, cfg->prebuffer_ms, cfg->max_buffer_ms};
@@ -142,7 +152,8 @@ int sa_call_start(sa_call_t *c, char *err, size_t errlen)
     if (c->ws) return bad(err, errlen, "call: already started");
     char *start = sa_proto_start(c->uuid, c->ws_rate);
     if (!start) return bad(err, errlen, "uuid: cannot be encoded as JSON");
-    sa_ws_config_t wc = {c->url, c->token, start, c->connect_timeout_s, SA_WS_QUEUE_BYTES, SA_WS_TEXT_BYTES};
+    sa_ws_config_t wc = {c->url,           c->token,         start,     c->connect_timeout_s, SA_WS_QUEUE_BYTES,
+                         SA_WS_TEXT_BYTES, c->ping_ms, c->ping_timeout_ms};
     sa_ws_handlers_t h = {ws_open, ws_binary, ws_text, ws_close, c};
     int rc = sa_ws_connect(&wc, &h, &c->ws, err, errlen);
     free(start);
@@ -161,6 +172,22 @@ void sa_call_feed(sa_call_t *c, const int16_t *pcm, size_t n)
         pcm += take;
         n -= take;
     }
+}
+
+size_t sa_call_drain(sa_call_t *c, sa_read_frame_fn read, void *src)
+{
+    if (!c || !read) return 0;
+    int16_t buf[SA_DRAIN_BUF_SAMPLES];
+    size_t fed = 0;
+    /* Bounded by a count, not by the source's answer: a source that always has a frame (FreeSWITCH's filler)
+     * must not keep the session thread here. */
+    for (unsigned i = 0; i < SA_DRAIN_MAX_FRAMES; i++) {
+        long got = read(src, buf, SA_DRAIN_BUF_SAMPLES);
+        if (got <= 0 || (size_t)got > SA_DRAIN_BUF_SAMPLES) break;
+        sa_call_feed(c, buf, (size_t)got);
+        fed++;
+    }
+    return fed;
 }
 
 static void send_pcm(sa_call_t *c, const int16_t *pcm, size_t n)

@@ -38,12 +38,16 @@ typedef struct {
     unsigned connect_timeout_s;
     sa_event_fn on_event;
     void *ud;
+    unsigned ping_interval_ms;  /* websocket ping when nothing arrived for this long; 0 = SA_DEFAULT_PING_MS */
+    unsigned ping_timeout_ms;   /* nothing received (pong or data) for this long ends the stream; 0 = default */
 } sa_call_config_t;
 
 #define SA_DEFAULT_PREBUFFER_MS 40u
 #define SA_DEFAULT_MAX_BUFFER_MS 120000u /* a whole reply sent faster than real time fits */
 #define SA_DEFAULT_STATS_MS 1000u
 #define SA_DEFAULT_CONNECT_TIMEOUT_S 5u
+#define SA_DEFAULT_PING_MS 500u
+#define SA_DEFAULT_PING_TIMEOUT_MS 2000u /* an agent node gone without a FIN: dead air for at most this long */
 
 typedef struct {
     uint64_t up_frames_real, up_frames_silence, up_dropped_samples;
@@ -61,6 +65,19 @@ int sa_call_start(sa_call_t *c, char *err, size_t errlen);
 
 /* Caller audio at call_rate from the media thread; never blocks (drops and counts when busy). */
 void sa_call_feed(sa_call_t *c, const int16_t *pcm, size_t n);
+
+/* Reads ONE frame of caller audio (L16 at call_rate, mono) into buf (room for cap samples). The contract is that
+ * of FreeSWITCH 1.10.12's switch_core_media_bug_read(bug, frame, SWITCH_TRUE) on a READ-stream bug: > 0 samples
+ * of one whole frame; 0 when less than a frame is buffered; < 0 on error. The drain must not rely on the source
+ * ever running dry: with fill=SWITCH_FALSE the same function returns a frame of filler forever. */
+typedef long (*sa_read_frame_fn)(void *src, int16_t *buf, size_t cap);
+
+#define SA_DRAIN_MAX_FRAMES 1u        /* per media-bug READ callback: FreeSWITCH buffers one frame per callback */
+#define SA_DRAIN_BUF_SAMPLES 4096u    /* SWITCH_RECOMMENDED_BUFFER_SIZE / 2: 60 ms at 48 kHz fits */
+
+/* From the media bug's READ callback (media thread): reads at most SA_DRAIN_MAX_FRAMES frames from `read` and
+ * feeds them up. Returns the number of frames fed. Never loops on the source. */
+size_t sa_call_drain(sa_call_t *c, sa_read_frame_fn read, void *src);
 
 /* Once per 20 ms on the module's own clock: sends due uplink frames and stats, fills `out` with exactly
  * `n` samples of playout at call_rate (n = call_rate / 50). Returns the number of real (non-silence) samples. */

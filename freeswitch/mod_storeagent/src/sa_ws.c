@@ -20,8 +20,10 @@ struct sa_ws {
     sa_ws_handlers_t h;
     sa_ws_url_t url;
     char auth[600];
-    unsigned connect_timeout_s;
+    unsigned connect_timeout_s, ping_ms, ping_timeout_ms;
     size_t max_queue_bytes, max_text_bytes;
+    lws_usec_t last_rx_us; /* service thread only: last data or pong from the peer */
+    int ping_due;          /* service thread only */
     struct lws_context *ctx;
     struct lws *wsi; /* service thread only */
     pthread_t thread;
@@ -196,6 +198,17 @@ static int on_writeable(sa_ws_t *ws, struct lws *wsi)
         lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"stop", 4);
         return -1;
     }
+    if (ws->ping_due) { /* one write per WRITEABLE: the ping first, the queue on the next one */
+        unsigned char ping[LWS_PRE + 1];
+        ws->ping_due = 0;
+        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+        pthread_mutex_lock(&ws->lock);
+        ws->st.pings_sent++;
+        int queued = ws->q_head != NULL;
+        pthread_mutex_unlock(&ws->lock);
+        if (queued) lws_callback_on_writable(wsi);
+        return 0;
+    }
     int more = 0;
     sa_qmsg_t *m = dequeue(ws, &more);
     if (!m) return 0;
@@ -207,6 +220,15 @@ static int on_writeable(sa_ws_t *ws, struct lws *wsi)
     pthread_mutex_unlock(&ws->lock);
     if (more) lws_callback_on_writable(wsi);
     return 0;
+}
+
+/* Timer period: fine enough that neither the ping nor the timeout is late by more than a quarter. */
+static unsigned timer_ms(const sa_ws_t *ws)
+{
+    unsigned a = ws->ping_ms ? ws->ping_ms : ws->ping_timeout_ms;
+    unsigned b = ws->ping_timeout_ms ? ws->ping_timeout_ms / 4 : a;
+    unsigned t = a < b ? a : b;
+    return t < 20 ? 20 : t;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -225,12 +247,36 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         ws->opened = 1;
+        ws->last_rx_us = lws_now_usecs();
+        if (ws->ping_ms || ws->ping_timeout_ms) lws_set_timer_usecs(wsi, (lws_usec_t)timer_ms(ws) * 1000);
         if (ws->h.on_open) ws->h.on_open(ws->h.ud);
         lws_callback_on_writable(wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+        ws->last_rx_us = lws_now_usecs();
         on_receive(ws, wsi, in, len);
         break;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        ws->last_rx_us = lws_now_usecs();
+        pthread_mutex_lock(&ws->lock);
+        ws->st.pongs++;
+        pthread_mutex_unlock(&ws->lock);
+        break;
+    case LWS_CALLBACK_TIMER: {
+        /* Liveness: TCP alone cannot tell that an agent node vanished without a FIN (no RST ever comes), so
+         * anything from the peer within ping_timeout_ms keeps the stream; silence beyond it ends the stream. */
+        lws_usec_t idle_ms = (lws_now_usecs() - ws->last_rx_us) / 1000;
+        if (ws->ping_timeout_ms && idle_ms >= (lws_usec_t)ws->ping_timeout_ms) {
+            finish(ws, 1006, SA_WS_REASON_TIMEOUT);
+            return -1; /* lws drops the connection; CLIENT_CLOSED finds it finished */
+        }
+        if (ws->ping_ms && idle_ms >= (lws_usec_t)ws->ping_ms) {
+            ws->ping_due = 1;
+            lws_callback_on_writable(wsi);
+        }
+        lws_set_timer_usecs(wsi, (lws_usec_t)timer_ms(ws) * 1000);
+        break;
+    }
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return on_writeable(ws, wsi);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -345,6 +391,8 @@ static sa_ws_t *create(const sa_ws_config_t *cfg, const sa_ws_handlers_t *h, cha
     }
     ws->h = *h;
     ws->connect_timeout_s = cfg->connect_timeout_s;
+    ws->ping_ms = cfg->ping_interval_ms;
+    ws->ping_timeout_ms = cfg->ping_timeout_ms;
     ws->max_queue_bytes = cfg->max_queue_bytes;
     ws->max_text_bytes = cfg->max_text_bytes;
     ws->text = malloc(cfg->max_text_bytes + 1);

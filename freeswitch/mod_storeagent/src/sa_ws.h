@@ -21,7 +21,8 @@ typedef struct {
     void (*on_binary)(void *ud, const uint8_t *data, size_t len); /* every received piece, in order */
     void (*on_text)(void *ud, const char *text, size_t len);      /* whole messages only */
     /* Exactly once per connection. opened=0: the connection never opened (reason says why). */
-    void (*on_close)(void *ud, int opened, int code, const char *reason);
+    void (*on_close)(void *ud, int opened, int code, const char *reason); /* reason SA_WS_REASON_TIMEOUT:
+                                                                            the peer stopped answering pings */
     void *ud;
 } sa_ws_handlers_t;
 
@@ -32,12 +33,16 @@ typedef struct {
     unsigned connect_timeout_s;   /* TCP connect + handshake */
     size_t max_queue_bytes;       /* binary messages beyond this are dropped oldest-first */
     size_t max_text_bytes;        /* a longer incoming text message is dropped */
+    unsigned ping_interval_ms;    /* ping when nothing arrived for this long; 0 = never ping */
+    unsigned ping_timeout_ms;     /* nothing arrived (data or pong) for this long: close, code 1006; 0 = never */
 } sa_ws_config_t;
+
+#define SA_WS_REASON_TIMEOUT "ping timeout"
 
 typedef struct sa_ws sa_ws_t;
 
 typedef struct {
-    uint64_t sent_msgs, dropped_msgs, oversize_text;
+    uint64_t sent_msgs, dropped_msgs, oversize_text, pings_sent, pongs;
 } sa_ws_stats_t;
 
 /* Starts connecting in the background; *out is set before the service thread starts, so handlers may use it.

@@ -52,7 +52,7 @@ static int free_port(void)
 static sa_call_config_t config(const char *url, events_t *ev)
 {
     sa_call_config_t c = {"call-1", url, "tok", 8000, 8000, SA_DEFAULT_PREBUFFER_MS, SA_DEFAULT_MAX_BUFFER_MS,
-                          SA_DEFAULT_STATS_MS, 2, on_event, ev};
+                          SA_DEFAULT_STATS_MS, 2, on_event, ev, 0, 0};
     return c;
 }
 
