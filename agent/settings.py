@@ -42,7 +42,10 @@ class AgentSettings(BaseModel):
     audio_attach_timeout_s: float = Field(5.0, gt=0, description="the module must connect its websocket this fast")
     stream_token_key_file: Path | None = Field(None, description="shared HMAC key for stream tokens; random if unset")
     stream_token_ttl_s: float = Field(30.0, gt=0, description="a token is single use and expires this fast")
-    transfer_gateway: str = Field("storeagent-trunk", description="sofia gateway that reaches staff phones")
+    transfer_gateway: str = Field(
+        "carrier", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="sofia gateway that reaches staff phones; the operator sets the FreeSWITCH conf's name",
+    )
     data_dir: Path = Field(Path("./data"), description="durable outbox (messages, call records)")
     log_format: str = Field("json", pattern="^(json|text)$")
     turn: TurnSettings = Field(default_factory=TurnSettings)
@@ -61,6 +64,7 @@ class AgentSettings(BaseModel):
             "STOREAGENT_DRAIN_SECONDS": "drain_seconds",
             "STOREAGENT_STREAM_TOKEN_KEY_FILE": "stream_token_key_file",
             "STOREAGENT_DATA_DIR": "data_dir",
+            "STOREAGENT_TRANSFER_GATEWAY": "transfer_gateway",
             "STOREAGENT_LOG_FORMAT": "log_format",
         }
         if "POD_IP" in e:

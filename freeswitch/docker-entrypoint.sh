@@ -20,6 +20,11 @@ esac
 : "${STOREAGENT_TRUNK_IP:?STOREAGENT_TRUNK_IP must be set: the carrier's SIP signalling address}"
 export STOREAGENT_SIP_IP="${STOREAGENT_SIP_IP:-$(hostname -i | awk '{print $1}')}"
 export STOREAGENT_EXTERNAL_IP="${STOREAGENT_EXTERNAL_IP:-$STOREAGENT_SIP_IP}"
+# The operator and the agents bridge to `sofia/gateway/$STOREAGENT_GATEWAY_NAME/...`: the chart sets all three.
+export STOREAGENT_GATEWAY_NAME="${STOREAGENT_GATEWAY_NAME:-carrier}"
+case "$STOREAGENT_GATEWAY_NAME" in
+  *[!a-z0-9-]*|-*) echo "STOREAGENT_GATEWAY_NAME: use lower-case letters, digits and '-'" >&2; exit 1 ;;
+esac
 export STOREAGENT_GATEWAY_PROXY="${STOREAGENT_GATEWAY_PROXY:-$STOREAGENT_TRUNK_IP}"
 export STOREAGENT_GATEWAY_USERNAME="${STOREAGENT_GATEWAY_USERNAME:-storeagent}"
 export STOREAGENT_GATEWAY_PASSWORD="${STOREAGENT_GATEWAY_PASSWORD:-unused}"

@@ -25,7 +25,7 @@ from storeagent.operator import dialplan, model, resources, status
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api
 from storeagent.operator.metrics import OperatorMetrics
-from storeagent.operator.settings import Settings
+from storeagent.operator.settings import Settings, bridge_template
 from storeagent.operator.shardwriter import ShardWriter
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,9 @@ class Controller:
             kept = [n for n in spec.phone_numbers if n not in lost]
             xml = dialplan.render(
                 namespace=st.namespace, name=st.name, numbers=kept, service_host=st.shop.service_host,
-                esl_port=resources.ESL_PORT, fallback=spec.fallback, bridge_template=self.settings.fallback_bridge,
-                apology=model.DEFAULT_APOLOGY, generation=st.observed.generation or 0)
+                esl_port=resources.ESL_PORT, fallback=spec.fallback,
+                bridge_template=bridge_template(self.settings.gateway),
+                apology=dialplan.apology_file(spec.language), generation=st.observed.generation or 0)
             shard = dialplan.configmap_name(dialplan.shard_of(st.namespace, st.name))
             await self.dialplans.write(
                 self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,

@@ -12,6 +12,12 @@ Every tenant-written value is checked against a narrow allowlist here again, wha
 `${api(..)}` in action data when the action runs, and `$${..}` / `X-PRE-PROCESS` when it loads the file.
 A value outside its allowlist raises `RenderError`; nothing is escaped into "safe" FreeSWITCH syntax.
 
+The fallback always ends in an apology in the shop's language: a failed forward continues (`continue_on_fail`;
+without it FreeSWITCH hangs the caller up on the spot), and the default apology is a file every FreeSWITCH
+image ships: `freeswitch/sounds/make_apologies.py` synthesizes `<sounds_dir>/storeagent/apology-<lang>.wav`
+for each of APOLOGY_LANGUAGES at image build time (FreeSWITCH resolves the relative path against its
+sounds directory).
+
 Files are sharded over a fixed number of ConfigMaps (a ConfigMap holds at most 1 MiB); the shard of a shop
 never changes, because the shard count is a constant of the format.
 """
@@ -28,6 +34,13 @@ from xml.sax.saxutils import quoteattr
 from storeagent.operator.model import PLAYBACK_MAX, PLAYBACK_RE, PREPROCESS_WORD, Fallback
 
 SHARDS = 16
+# Languages freeswitch/sounds/apologies.json has an apology for (a unit test keeps both in step); the first
+# is what any other language gets.
+APOLOGY_LANGUAGES = ("en", "ko")
+FORWARD_RING_SECONDS = 30  # how long the owner's phone rings before the caller gets the apology
+# What a caller whose call was already answered (the agent died mid-call) hears while the owner's phone rings:
+# FreeSWITCH's US ringback tone (vars.xml `us-ring` in the stock conf), instead of silence.
+FORWARD_RINGBACK = "%(2000,4000,440,480)"
 CONFIGMAP_PREFIX = "storeagent-dialplan"
 STORE_VAR = "storeagent_store"
 NAMESPACE_VAR = "storeagent_namespace"
@@ -138,11 +151,23 @@ def _action(app: str, data: str = "") -> str:
     return f"      <action {attrs}/>"
 
 
+def apology_file(language: str) -> str:
+    """The shipped apology for a shop language (BCP 47, e.g. "ko-KR"), relative to FreeSWITCH's sounds dir."""
+    lang = language.split("-", 1)[0].lower()
+    return f"storeagent/apology-{lang if lang in APOLOGY_LANGUAGES else APOLOGY_LANGUAGES[0]}.wav"
+
+
 def fallback_actions(fallback: Fallback, bridge_template: str, apology: str) -> list[str]:
     """Forward to the owner's phone if set; if that fails (or there is none), apologise and hang up."""
     lines: list[str] = []
     if fallback.forward_to:
+        # continue_on_fail: an unreachable, busy or silent owner falls through to the apology instead of the
+        # caller being hung up (FreeSWITCH 1.10 switch_channel_handle_cause); once the owner answered, the
+        # call ends with the bridge (hangup_after_bridge) and the apology never plays.
+        lines.append(_action("set", "continue_on_fail=true"))
         lines.append(_action("set", "hangup_after_bridge=true"))
+        lines.append(_action("set", f"call_timeout={FORWARD_RING_SECONDS}"))
+        lines.append(_action("set", f"transfer_ringback={FORWARD_RINGBACK}"))
         lines.append(_action("bridge", bridge_template.format(number=fallback.forward_to)))
     lines.append(_action("answer"))
     lines.append(_action("playback", fallback.playback or apology))

@@ -43,7 +43,6 @@ PLAYBACK_MAX = 256
 # is not a `<X-PRE-PROCESS` tag: a value containing it would delete its dialplan line and break the file
 # that every shop in the shard shares. Refused wherever a tenant value reaches the dialplan.
 PREPROCESS_WORD = "x-pre-process"
-DEFAULT_APOLOGY = "ivr/ivr-please_try_again_later.wav"
 
 
 def _cel(rule: str, message: str, field_path: str = "", reason: str = "FieldValueInvalid") -> dict[str, str]:
@@ -67,7 +66,8 @@ class Fallback(Model):
         max_length=PLAYBACK_MAX,
         pattern=PLAYBACK_RE,
         description="Sound played (then hang up) when there is no forwardTo or the forward fails: a relative "
-        "path of a .wav installed under FreeSWITCH's sounds directory (letters, digits, _ - . /).",
+        "path of a .wav installed under FreeSWITCH's sounds directory (letters, digits, _ - . /). Unset: the "
+        "apology every FreeSWITCH image ships, in the shop's language.",
     )
 
     @field_validator("playback")
@@ -111,7 +111,8 @@ class StoreAgentSpec(Model):
     secret_ref: SecretRef | None = None
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     webhook: WebhookConfig | None = None
-    fallback: Fallback = Field(default_factory=lambda: Fallback(playback=DEFAULT_APOLOGY))
+    # Empty: the shipped apology in the shop's language (storeagent.operator.dialplan.apology_file).
+    fallback: Fallback = Field(default_factory=Fallback)
     max_call_seconds: int = Field(default=600, ge=30, le=3600)
     silence_reprompt_seconds: float = Field(default=8.0, ge=2.0, le=60.0)
     scaling: Scaling = Field(default_factory=Scaling)

@@ -106,6 +106,7 @@ def _env(shop: Shop, settings: Settings) -> list[Obj]:
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "STOREAGENT_MAX_CALLS", "value": str(shop.spec.scaling.max_calls_per_pod)},
         {"name": "STOREAGENT_STREAM_TOKEN_KEY_FILE", "value": f"{TOKEN_DIR}/key"},
+        {"name": "STOREAGENT_TRANSFER_GATEWAY", "value": settings.gateway},  # the gateway FreeSWITCH defines
     ]
     if shop.spec.secret_ref is not None:
         for key in PROVIDER_KEYS:

@@ -37,8 +37,9 @@ class Settings:
     # kubelet refreshes mounted ConfigMaps about once a minute: reload again after this long so FreeSWITCH
     # reads the files that were still in flight at the first reload.
     dialplan_settle_seconds: float = 90.0
-    # FreeSWITCH bridge string for fallback.forwardTo; {number} is the E.164 number.
-    fallback_bridge: str = "sofia/gateway/carrier/{number}"
+    # FreeSWITCH's outbound gateway (chart value freeswitch.trunk.gatewayName, defined by the FreeSWITCH conf):
+    # fallback forwards bridge through it and every agent gets it for transfers, so all three agree.
+    gateway: str = "carrier"
     # Seconds between /v1/stats polls of each shop's pods (status is patched only when it changed).
     stats_interval_seconds: float = 15.0
     stats_timeout_seconds: float = 2.0
@@ -53,6 +54,11 @@ class Settings:
     peering_name: str = ""  # non-empty: kopf peering so only one of several replicas reconciles
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     liveness_endpoint: str = ""
+
+
+def bridge_template(gateway: str) -> str:
+    """FreeSWITCH bridge string for a number through the gateway; {number} is the E.164 number."""
+    return f"sofia/gateway/{gateway}/{{number}}"
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -78,7 +84,7 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
     p.add_argument("--freeswitch-esl", default=env.get("STOREAGENT_FS_ESL", ""),
                    help="comma-separated host:port of FreeSWITCH inbound ESL")
     p.add_argument("--dialplan-settle-seconds", type=float, default=d.dialplan_settle_seconds)
-    p.add_argument("--fallback-bridge", default=d.fallback_bridge)
+    p.add_argument("--gateway", default=d.gateway, help="FreeSWITCH gateway for forwards and transfers")
     p.add_argument("--stats-interval", type=float, default=d.stats_interval_seconds)
     p.add_argument("--stats-address-override", default="", help=argparse.SUPPRESS)
     p.add_argument("--peering", default="", help="kopf peering name; set when running more than one replica")
@@ -95,7 +101,7 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
         freeswitch_esl=tuple(x.strip() for x in a.freeswitch_esl.split(",") if x.strip()),
         freeswitch_esl_password=env.get("STOREAGENT_FS_ESL_PASSWORD", d.freeswitch_esl_password),
         dialplan_settle_seconds=a.dialplan_settle_seconds,
-        fallback_bridge=a.fallback_bridge,
+        gateway=a.gateway,
         stats_interval_seconds=a.stats_interval,
         stats_address_override=a.stats_address_override,
         peering_name=a.peering,

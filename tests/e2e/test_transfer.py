@@ -46,7 +46,7 @@ async def test_unanswered_transfer_comes_back_to_the_agent() -> None:
         assert await call.wait_agent_done(quiet=0.6, timeout=20)
         bridges = [m for m in call.esl.received if m.get("execute-app-name") == "bridge"]
         assert len(bridges) == 1
-        assert "sofia/gateway/storeagent-trunk/+15551239999" in (bridges[0].get("execute-app-arg") or "")
+        assert "sofia/gateway/carrier/+15551239999" in (bridges[0].get("execute-app-arg") or "")
         starts = [m for m in call.esl.received if (m.command or "").startswith("api uuid_storeagent")]
         assert [c.command.split()[3] for c in starts if c.command] == ["start", "stop", "start"]
         await call.hangup()

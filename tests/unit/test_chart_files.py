@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from storeagent.agent.settings import AgentSettings
 from storeagent.operator import dialplan, model, resources
-from storeagent.operator.settings import Settings
+from storeagent.operator.settings import Settings, bridge_template, parse
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "storeagent"
@@ -129,3 +130,30 @@ def test_every_alert_has_a_runbook_section_in_the_docs() -> None:
     docs = (REPO / "docs" / "observability.md").read_text()
     headings = {h.lower() for h in re.findall(r"^### (\S+)$", docs, re.M)}
     assert alerts and {a.lower() for a in alerts} <= headings, "runbook_url anchors must exist"
+
+
+def test_one_gateway_name_from_chart_values_to_freeswitch_operator_and_agents() -> None:
+    """The gateway FreeSWITCH defines is the one forwards and transfers bridge through (INVALID_GATEWAY otherwise)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    name = values["freeswitch"]["trunk"]["gatewayName"]
+    # The defaults of every consumer agree with the chart's default...
+    assert name == Settings().gateway == AgentSettings().transfer_gateway
+    entrypoint = (REPO / "freeswitch" / "docker-entrypoint.sh").read_text()
+    assert f'STOREAGENT_GATEWAY_NAME="${{STOREAGENT_GATEWAY_NAME:-{name}}}"' in entrypoint
+    # ...and the value flows: chart -> FreeSWITCH env -> conf's gateway; chart -> operator flag -> agent env.
+    conf = REPO / "freeswitch" / "conf"
+    assert 'data="gateway_name=$STOREAGENT_GATEWAY_NAME"' in (conf / "vars.xml").read_text()
+    assert '<gateway name="$${gateway_name}">' in (conf / "sip_profiles" / "trunk" / "carrier.xml").read_text()
+    workload = (CHART / "templates" / "freeswitch-workload.yaml").read_text()
+    assert re.search(r"- name: STOREAGENT_GATEWAY_NAME\n\s+value: \{\{ \$fs\.trunk\.gatewayName \| quote \}\}",
+                     workload)
+    operator = (CHART / "templates" / "operator-deployment.yaml").read_text()
+    assert "- --gateway={{ .Values.freeswitch.trunk.gatewayName }}" in operator
+    s, _ = parse(["--gateway", "trunk-2"], env={})
+    assert bridge_template(s.gateway).format(number="+15551230000") == "sofia/gateway/trunk-2/+15551230000"
+    doc = yaml.safe_load((REPO / "examples" / "sunrise-bakery.yaml").read_text())
+    shop = resources.Shop("sunrise-bakery", "shops", "uid-1", model.parse_spec(doc["spec"]))
+    deployment = next(o for o in resources.desired_all(shop, s) if o["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for c in deployment["spec"]["template"]["spec"]["containers"] for e in c["env"]}
+    assert env["STOREAGENT_TRANSFER_GATEWAY"] == "trunk-2"
+    assert AgentSettings.from_env({"STOREAGENT_TRANSFER_GATEWAY": "trunk-2"}).transfer_gateway == "trunk-2"

@@ -31,12 +31,27 @@ def test_socket_then_forward_fallback() -> None:
     assert acts[:3] == [("set", "storeagent_store=bakery"), ("set", "storeagent_namespace=shops"),
                         ("socket", "bakery.shops.svc.cluster.local:8084 async full")]
     # The fallback starts right after the socket: FreeSWITCH runs it when the agent is unreachable or dies.
-    assert acts[3:] == [("set", "hangup_after_bridge=true"), ("bridge", "sofia/gateway/carrier/+15559990000"),
+    # continue_on_fail before the bridge: an unreachable owner falls through to the apology (FreeSWITCH hangs
+    # the caller up on a failed bridge otherwise); hangup_after_bridge ends an answered forward there.
+    assert acts[3:] == [("set", "continue_on_fail=true"), ("set", "hangup_after_bridge=true"),
+                        ("set", "call_timeout=30"), ("set", "transfer_ringback=%(2000,4000,440,480)"),
+                        ("bridge", "sofia/gateway/carrier/+15559990000"),
                         ("answer", ""), ("playback", "sorry.wav"), ("hangup", "NORMAL_TEMPORARY_FAILURE")]
     assert "send_silence_when_idle" not in xml
     cond = ET.fromstring(xml).find("./extension/condition")
     assert cond is not None and cond.get("field") == "destination_number"
     assert cond.get("expression") == r"^\+?(15551230001|15551230002)$"
+
+
+def test_default_apology_is_the_shipped_file_in_the_shops_language() -> None:
+    assert dialplan.apology_file("ko-KR") == "storeagent/apology-ko.wav"
+    assert dialplan.apology_file("ko") == "storeagent/apology-ko.wav"
+    assert dialplan.apology_file("en-US") == "storeagent/apology-en.wav"
+    assert dialplan.apology_file("fr-FR") == "storeagent/apology-en.wav"  # no French apology shipped: English
+    xml = dialplan.render(namespace="shops", name="gogi", numbers=("+82212345678",), service_host="gogi.shops.svc",
+                          esl_port=8084, fallback=Fallback(), bridge_template="sofia/gateway/carrier/{number}",
+                          apology=dialplan.apology_file("ko-KR"), generation=1)
+    assert [a for a in actions(xml) if a[0] == "playback"] == [("playback", "storeagent/apology-ko.wav")]
 
 
 def test_playback_fallback() -> None:

@@ -30,7 +30,8 @@ def test_example_parses_and_agrees_with_the_agent_view() -> None:
 
 def test_defaults_always_have_a_fallback() -> None:
     spec = model.parse_spec({"phoneNumbers": ["+15550000001"], "profile": {"name": "X"}})
-    assert spec.fallback.playback == model.DEFAULT_APOLOGY
+    # No playback: the dialplan plays the apology the FreeSWITCH image ships, in the shop's language.
+    assert spec.fallback.playback is None and spec.fallback.forward_to is None
     assert spec.scaling.replicas == 1
 
 
