@@ -170,35 +170,61 @@ class ScriptedTTSSession:
         self.clauses.append(text)
         if o.fault and o.fault.at == "open":
             raise o.fault.error(o.name)
+        loop = asyncio.get_running_loop()
+        first_at = loop.time() + o.first_audio_delay
         await asyncio.sleep(o.first_audio_delay)
         if o.fault and o.fault.at == "first":
             raise o.fault.error(o.name)
         total = self.audio_bytes(text)
-        chunk = self.fmt.frame_bytes * min(50, max(1, o.chunk_ms // 20))  # at most the 1 s tone
+        frames = min(50, max(1, o.chunk_ms // 20))  # at most the 1 s tone
+        chunk = self.fmt.frame_bytes * frames
         sent = 0
+        i = 0
         while sent < total:
             if o.fault and o.fault.at == "mid" and sent >= total // 2:
                 raise o.fault.error(o.name)
+            if o.realtime and i > o.lead_chunks:
+                # Chunk i is due `lead_chunks` chunks ahead of the playhead: times from one anchor, so a late
+                # wake-up of the loop does not push every later chunk back (it is what the caller would hear).
+                due = first_at + (i - o.lead_chunks) * frames * 0.020
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             n = min(chunk, total - sent)
             start = sent % len(self._tone)
             piece = (self._tone[start:] + self._tone)[:n]
             sent += n
+            i += 1
             yield piece
-            await asyncio.sleep(0)  # let the pipeline interleave (a barge-in cancels here)
+            if not o.realtime:
+                await asyncio.sleep(0)  # let the pipeline interleave (a barge-in cancels here)
 
     async def aclose(self) -> None:
         return None
 
 
 class ScriptedTTS:
-    """Tone audio of `seconds_per_char` per character; first chunk after `first_audio_delay`."""
+    """Tone audio of `seconds_per_char` per character in chunks of `chunk_ms`; first chunk after
+    `first_audio_delay`.
+
+    `realtime=False` (tests): the rest of a clause follows at once. `realtime=True` (the benchmark): the stream
+    is paced like a cloud TTS that synthesizes while the caller listens: after the first `lead_chunks + 1`
+    chunks, chunk i comes (i - lead_chunks) chunk lengths after the first, so the far end never holds more than
+    about `lead_chunks + 1` chunks and a late agent is heard as an underrun. Deterministic: same text, same
+    bytes, same schedule from the first chunk.
+    """
 
     def __init__(self, *, first_audio_delay: float = 0.0, seconds_per_char: float = 0.06, chunk_ms: int = 200,
-                 fault: Fault | None = None, name: str = "scripted") -> None:
+                 realtime: bool = False, lead_chunks: int = 1, fault: Fault | None = None,
+                 name: str = "scripted") -> None:
+        if lead_chunks < 0:
+            raise ValueError(f"lead_chunks: {lead_chunks} must be >= 0")
         self.name = name
         self.first_audio_delay = first_audio_delay
         self.seconds_per_char = seconds_per_char
         self.chunk_ms = chunk_ms
+        self.realtime = realtime
+        self.lead_chunks = lead_chunks
         self.fault = fault
         self.sessions: list[ScriptedTTSSession] = []
 

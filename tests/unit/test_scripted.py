@@ -92,3 +92,26 @@ async def test_tts_mid_fault_after_some_audio() -> None:
         async for pcm in session.synthesize("a fairly long clause"):
             got.append(pcm)
     assert got
+
+
+async def test_tts_realtime_streams_one_chunk_ahead_of_the_playhead() -> None:
+    # 0.6 s of audio in 100 ms chunks: two chunks at once, then one per 100 ms (a cloud TTS keeping pace).
+    tts = ScriptedTTS(first_audio_delay=0.02, seconds_per_char=0.1, chunk_ms=100, realtime=True)
+    session = await tts.open(AudioFormat(8000), "en-US")
+    t0 = time.monotonic()
+    arrivals: list[float] = []
+    sizes: list[int] = []
+    async for pcm in session.synthesize("sixsix"):
+        arrivals.append(time.monotonic() - t0)
+        sizes.append(len(pcm))
+    assert sizes == [1600] * 6
+    first = arrivals[0]
+    assert first >= 0.02
+    assert arrivals[1] - first < 0.01
+    for i in range(2, 6):  # chunk i due (i - 1) * 100 ms after the first, never early
+        assert arrivals[i] - first >= (i - 1) * 0.1 - 0.002
+    # same bytes as the instant stream: pacing changes when, not what
+    instant = ScriptedTTS(seconds_per_char=0.1, chunk_ms=100)
+    a = b"".join([c async for c in (await instant.open(AudioFormat(8000), "en")).synthesize("sixsix")])
+    b = b"".join([c async for c in (await tts.open(AudioFormat(8000), "en")).synthesize("sixsix")])
+    assert a == b
