@@ -1,195 +1,202 @@
-"""`make bench`: N concurrent calls through the real agent server over real sockets, scripted providers.
+"""`make bench`: concurrent calls through the real agent server over real sockets, timed on the caller's side.
 
 Method (also in docs/benchmarks.md):
-- The agent runs in its own process (bench/agent_server.py) with scripted STT/LLM/TTS whose delays are fixed;
-  this process plays FreeSWITCH for every call with the loopback (ESL client + paced audio client).
-- Latency phase, `--calls` concurrent calls (default 50): each call hears the greeting, asks two questions and
-  interrupts the second answer. Pipeline overhead per turn = (first agent audio - end-of-turn decision) - the
-  injected STT + LLM + TTS delays, taken from the agent's own per-turn records. Barge-in stop = caller speech
-  onset frame sent -> `clear` received by the caller side.
-- Capacity phase: waves of concurrent calls (50, 100, 150, ...), each call talking for `--wave-seconds`.
-  A wave "slips" when any caller's playout underran after its prebuffer, or the agent's event loop ran a
-  20 ms tick more than 20 ms late at p99. calls_per_core = the largest wave that did not slip, divided by the
-  agent's CPU cores used (its process CPU seconds / wall seconds). With two or more cores the agent is pinned
-  to core 0 and the loopback callers to core 1, so the callers' own load does not show up as the agent's lag.
+- Three processes. The agent (bench/agent_server.py: the real AgentApp, scripted STT/LLM/TTS with fixed
+  delays, the TTS streaming in real time) pinned to core 0 with taskset; the load generator (bench/loadgen.py:
+  FreeSWITCH's side of every call on one shared 20 ms clock) pinned to core 1; this orchestrator, which only
+  starts them and does arithmetic, also on core 1. On one core nothing is pinned (and the figures say less).
+- Latency phase, `--calls` concurrent calls (default 50); then the capacity ladder, `--ladder` rungs of
+  concurrent calls, each a fresh generator run of the same script (greeting, two questions, the second answer
+  interrupted), stopping at the first rung that slips. A rung slips, and the reason is printed, when any of:
+  a call failed; a barge-in got no clear; the caller's playout underran; overhead p95 > 10 ms; barge-in stop
+  p95 > 100 ms; the agent's loop lag p99 > 20 ms over that rung's own window; or the generator itself fell
+  behind (over 1 % of its ticks > 20 ms late: then the figures are not the agent's, and the ladder stops).
+- Figures (definitions in bench/loadgen.py): overhead = first agent audio byte received by the caller -
+  scheduled time of the frame that ended the turn - the injected provider delays (STT final + LLM first token +
+  TTS first audio); barge-in stop = scheduled time of the interruption's first frame -> first playout tick with
+  no more agent audio; barge-in clear = same onset -> `clear` received.
 The last line printed is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import aiohttp
-import numpy as np
-
-from storeagent.agent.loopback.caller import LoopbackCall
-
-ROOT = Path(__file__).resolve().parent.parent
-RATE = 8000
+ROOT = Path(__file__).resolve().parent
 DELAYS = {"stt": 0.1, "llm": 0.2, "tts": 0.15}
-PIN = (os.cpu_count() or 1) >= 2
+INJECTED = sum(DELAYS.values())
+PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+TARGETS = {"overhead_p95_ms": 10.0, "barge_in_stop_p95_ms": 100.0, "loop_lag_p99_ms": 20.0}
+GENERATOR_LATE_SHARE = 0.01
 
 
-def voiced(ms: int) -> bytes:
-    t = np.arange(RATE * ms // 1000) / RATE
-    sig = sum((1 / k) * np.sin(2 * np.pi * 140 * k * t) for k in range(1, 20))
-    sig = sig * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
-    return (sig / np.abs(sig).max() * 8000).astype("<i2").tobytes() + bytes(RATE * 2 * 40 // 1000)
+def pinned(cmd: list[str], core: int) -> list[str]:
+    return ["taskset", "-c", str(core), *cmd] if PIN else cmd
 
 
 def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile."""
     if not values:
         return None
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
+def ms(x: float | None) -> float | None:
+    return None if x is None else round(x * 1000, 1)
+
+
 class AgentProcess:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "agent_server.py"), "--stt-delay", str(DELAYS["stt"]),
-             "--llm-delay", str(DELAYS["llm"]), "--tts-delay", str(DELAYS["tts"])],
-            stdout=subprocess.PIPE, text=True, cwd="/tmp",
-            # One core each: the agent's figures are its own, not the loopback callers' contention.
-            preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if PIN else None)
+    def __init__(self, args: argparse.Namespace) -> None:
+        cmd = [sys.executable, str(ROOT / "agent_server.py"), "--stt-delay", str(DELAYS["stt"]),
+               "--llm-delay", str(DELAYS["llm"]), "--tts-delay", str(DELAYS["tts"]),
+               "--seconds-per-char", str(args.seconds_per_char)]
+        self.proc = subprocess.Popen(pinned(cmd, 0), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     cwd="/tmp")
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "READY":
             raise SystemExit(f"agent server did not start: {line}")
-        self.esl_port, self.http_port = int(line[1]), int(line[2])
+        self.esl_port = int(line[1])
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    async def debug(self) -> dict[str, object]:
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.http_port}/v1/debug/turns") as r:
-            data: dict[str, object] = await r.json()
-            return data
+    def window(self, since: float, until: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"window {since} {until}\n")
+        self.proc.stdin.flush()
+        data: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return data
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
 
 
-async def one_call(agent: AgentProcess, questions: int, barge: bool, results: dict[str, list[float]]) -> None:
-    call = LoopbackCall("127.0.0.1", agent.esl_port, stats_interval=None)
-    try:
-        await call.start(timeout=30)
-        await call.wait_agent_done(quiet=0.6, timeout=30)
-        for q in range(questions):
-            await call.say(voiced(600))
-            last = q == questions - 1
-            if barge and last:
-                await call.wait_agent_speaking(timeout=20)
-                await asyncio.sleep(0.8)
-                index = call.say_nowait(voiced(400))
-                await asyncio.sleep(0.8)
-                rec = call.audio.record if call.audio else None
-                if rec and rec.clears and index < len(rec.uplink_times):
-                    results["barge"].append(rec.clears[-1].received_at - rec.uplink_times[index])
-            await call.wait_agent_done(quiet=0.6, timeout=30)
-        if call.audio is not None:
-            results["underruns"].append(float(call.audio.playout.underruns))
-            results["late_ticks"].append(float(call.audio.record.late_ticks))
-        await call.hangup()
-        await call.wait_ended(10)
-    finally:
-        await call.close()
-
-
-async def latency_phase(agent: AgentProcess, calls: int) -> dict[str, float | None]:
-    results: dict[str, list[float]] = {"barge": [], "underruns": [], "late_ticks": []}
-    before = len((await agent.debug())["turns"])  # type: ignore[arg-type]
-    await asyncio.gather(*(one_call(agent, 2, True, results) for _ in range(calls)))
-    turns = (await agent.debug())["turns"][before:]  # type: ignore[index]
-    injected = sum(DELAYS.values())
-    overhead = [t["decision_to_audio"] - injected for t in turns if t.get("decision_to_audio") is not None]
-    v2v = [t["voice_to_voice"] for t in turns if t.get("voice_to_voice") is not None]
-    return {
+def run_calls(agent: AgentProcess, calls: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One generator run of `calls` concurrent calls; the rung's figures and why it slipped (if it did)."""
+    cmd = [sys.executable, str(ROOT / "loadgen.py"), "--esl-port", str(agent.esl_port), "--calls", str(calls),
+           "--questions", str(args.questions), "--ramp", str(min(args.ramp, 0.02 * calls)),
+           "--injected", str(INJECTED)]
+    cpu0, wall0 = agent.cpu_seconds(), time.monotonic()
+    out = subprocess.run(pinned(cmd, 1), capture_output=True, text=True, timeout=600, check=False)
+    cpu, wall = agent.cpu_seconds() - cpu0, time.monotonic() - wall0
+    if out.returncode != 0 or not out.stdout.strip():
+        raise SystemExit(f"load generator failed ({out.returncode}): {out.stderr[-2000:]}")
+    gen: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    win = agent.window(gen["t_first"], gen["t_end"] + 0.5)
+    over, stop, clear = gen["overhead_s"], gen["barge_stop_s"], gen["barge_clear_s"]
+    agent_over = [d - INJECTED for d in win["decision_to_audio"]]
+    span = max(gen["t_end"] - gen["t_first"], 1e-9)
+    rung: dict[str, Any] = {
         "calls": calls,
-        "turns": len(overhead),
-        "overhead_p50_ms": _ms(pct(overhead, 50)),
-        "overhead_p95_ms": _ms(pct(overhead, 95)),
-        "voice_to_voice_p50_ms": _ms(pct(v2v, 50)),
-        "barge_in_stop_p50_ms": _ms(pct(results["barge"], 50)),
-        "barge_in_stop_p95_ms": _ms(pct(results["barge"], 95)),
-        "barge_ins": len(results["barge"]),
-        "underruns": sum(results["underruns"]),
+        "turns": len(over),
+        "overhead_p50_ms": ms(pct(over, 50)),
+        "overhead_p95_ms": ms(pct(over, 95)),
+        "overhead_max_ms": ms(max(over) if over else None),
+        "barge_ins": gen["barge_ins"],
+        "barge_in_missed": gen["barge_in_missed"],
+        "barge_in_stop_p50_ms": ms(pct(stop, 50)),
+        "barge_in_stop_p95_ms": ms(pct(stop, 95)),
+        "barge_in_clear_p50_ms": ms(pct(clear, 50)),
+        "barge_in_clear_p95_ms": ms(pct(clear, 95)),
+        "barge_in_late": sum(1 for x in stop if x * 1000 > TARGETS["barge_in_stop_p95_ms"]),
+        "underruns": gen["underruns"],
+        "loop_lag_p99_ms": win["lag_p99_ms"],
+        "loop_lag_max_ms": win["lag_max_ms"],
+        "agent_overhead_p95_ms": ms(pct(agent_over, 95)),  # in-process diagnostic (old definition)
+        "agent_cores": round(cpu / wall, 3),
+        "generator_cores": round(gen["cpu_s"] / wall, 3),
+        "generator_late_ticks": gen["late_ticks"],
+        "generator_tick_lateness_p99_ms": gen["tick_lateness_p99_ms"],
+        "errors": len(gen["errors"]),
+        "cpu_s_per_call_minute": round(cpu / (calls * span / 60), 4),
+        "wall_s": round(wall, 1),
     }
+    rung["slip_reasons"] = slip_reasons(rung, gen)
+    return rung
 
 
-async def wave(agent: AgentProcess, calls: int, seconds: float) -> dict[str, float | int | bool | None]:
-    results: dict[str, list[float]] = {"barge": [], "underruns": [], "late_ticks": []}
-    cpu0, t0 = agent.cpu_seconds(), time.monotonic()
-    questions = max(1, int(seconds // 6))
-    await asyncio.gather(*(one_call(agent, questions, False, results) for _ in range(calls)))
-    wall = time.monotonic() - t0
-    cpu = agent.cpu_seconds() - cpu0
-    lag = (await agent.debug())["loop_lag_ms"]
-    lag_p99 = lag.get("p99") if isinstance(lag, dict) else None
-    underruns = int(sum(results["underruns"]))
-    slipped = underruns > 0 or (lag_p99 is not None and lag_p99 > 20)
-    return {"calls": calls, "wall_s": round(wall, 1), "agent_cpu_s": round(cpu, 1),
-            "agent_cores": round(cpu / wall, 2), "underruns": underruns, "loop_lag_p99_ms": lag_p99,
-            "client_late_ticks": int(sum(results["late_ticks"])), "slipped": slipped,
-            "cpu_s_per_call_minute": round(cpu / (calls * wall / 60), 3)}
+def slip_reasons(r: dict[str, Any], gen: dict[str, Any]) -> list[str]:
+    why: list[str] = []
+    if gen["ticks"] and gen["late_ticks"] > GENERATOR_LATE_SHARE * gen["ticks"]:
+        why.append(f"load generator fell behind ({gen['late_ticks']} of {gen['ticks']} ticks > 20 ms late): "
+                   "these figures are not the agent's")
+    if r["errors"]:
+        why.append(f"{r['errors']} calls failed (first: {gen['errors'][0]})")
+    if r["barge_in_missed"]:
+        why.append(f"{r['barge_in_missed']} of {r['barge_ins']} barge-ins got no clear")
+    if r["underruns"]:
+        why.append(f"{r['underruns']} playout underruns (agent audio late by more than the TTS lead)")
+    for key, limit in TARGETS.items():
+        if r[key] is not None and r[key] > limit:
+            why.append(f"{key} {r[key]} > {limit:g}")
+    return why
 
 
-def _ms(x: float | None) -> float | None:
-    return None if x is None else round(x * 1000, 1)
-
-
-async def main_async(args: argparse.Namespace) -> dict[str, object]:
-    agent = AgentProcess()
+def main() -> None:
+    p = argparse.ArgumentParser(description="StoreAgent agent benchmark")
+    p.add_argument("--calls", type=int, default=50, help="concurrent calls in the latency phase")
+    p.add_argument("--ladder", type=int, nargs="*", default=[10, 25, 50, 75, 100, 150, 200, 300],
+                   help="capacity rungs (concurrent calls); stops at the first slip")
+    p.add_argument("--questions", type=int, default=2, help="questions per call; the last answer is interrupted")
+    p.add_argument("--ramp", type=float, default=3.0, help="calls arrive over up to this many seconds")
+    p.add_argument("--seconds-per-char", type=float, default=0.06, help="scripted speech length")
+    args = p.parse_args()
+    if PIN:
+        os.sched_setaffinity(0, {1})
+    load_before = os.getloadavg()
+    agent = AgentProcess(args)
     try:
-        lat = await latency_phase(agent, args.calls)
+        lat = run_calls(agent, args.calls, args)
         print(f"latency phase: {json.dumps(lat)}", flush=True)
-        waves = []
-        best = 0
-        best_cores = 1.0
-        for n in args.waves:
-            w = await wave(agent, n, args.wave_seconds)
-            print(f"wave: {json.dumps(w)}", flush=True)
-            waves.append(w)
-            if w["slipped"]:
+        best, best_cores, slip_reason = 0, 1.0, None
+        cpu_per_min: list[float] = []
+        for n in args.ladder:
+            rung = run_calls(agent, n, args)
+            print(f"rung: {json.dumps(rung)}", flush=True)
+            if rung["slip_reasons"]:
+                slip_reason = f"at {n} calls: " + "; ".join(rung["slip_reasons"])
                 break
-            best, best_cores = n, max(float(w["agent_cores"] or 0), 0.01)
-        cpu_per_min = [float(w["cpu_s_per_call_minute"] or 0) for w in waves if not w["slipped"]]
+            best, best_cores = n, max(float(rung["agent_cores"]), 0.01)
+            cpu_per_min.append(float(rung["cpu_s_per_call_minute"]))
+        if slip_reason is None and args.ladder:
+            slip_reason = f"none up to {args.ladder[-1]} calls (the ladder's top)"
     finally:
         agent.stop()
-    return {
+    result = {
         "overhead_p95_ms": lat["overhead_p95_ms"],
         "overhead_p50_ms": lat["overhead_p50_ms"],
         "barge_in_stop_p95_ms": lat["barge_in_stop_p95_ms"],
         "barge_in_stop_p50_ms": lat["barge_in_stop_p50_ms"],
         "latency_calls": lat["calls"],
         "max_calls_without_slip": best,
-        "agent_cores_at_max": best_cores,
+        "agent_cores_at_max": best_cores if best else None,
         "calls_per_core": round(best / max(best_cores, 1.0), 1) if best else 0,
-        "cpu_s_per_call_minute": round(min(cpu_per_min), 3) if cpu_per_min else None,
+        "cpu_s_per_call_minute": round(min(cpu_per_min), 4) if cpu_per_min else None,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "barge_ins": lat["barge_ins"],
+        "barge_in_missed": lat["barge_in_missed"],
+        "slip_reason": slip_reason,
+        "barge_in_clear_p95_ms": lat["barge_in_clear_p95_ms"],
+        "barge_in_late": lat["barge_in_late"],
+        "underruns": lat["underruns"],
+        "turns": lat["turns"],
+        "pinned": PIN,
+        "load_avg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description="StoreAgent agent benchmark")
-    p.add_argument("--calls", type=int, default=50, help="concurrent calls in the latency phase")
-    p.add_argument("--waves", type=int, nargs="*", default=[50, 100, 150, 200, 300], help="capacity waves")
-    p.add_argument("--wave-seconds", type=float, default=15.0)
-    args = p.parse_args()
-    if PIN:
-        os.sched_setaffinity(0, {1})
-    result = asyncio.run(main_async(args))
     print(json.dumps(result))
 
 
