@@ -2,7 +2,8 @@
 
 Pydantic's JSON schema is close to, but not, a Kubernetes structural schema: `$ref`s are inlined (the one
 recursive model, ProviderChoice.fallbacks, is cut at depth 2 and left to the operator's own validation),
-`anyOf [X, null]` becomes X, Decimal becomes a non-negative decimal string, `format: time` becomes a pattern
+`anyOf [X, null]` becomes X, Decimal becomes an untyped field that admits a decimal string or a
+non-negative number (a YAML `4.5` is normalised by the operator, not refused), `format: time` becomes a pattern
 (the API server does not know that format), titles and defaults are dropped (the operator applies defaults,
 so stored objects stay as the user wrote them), and CEL rules from `model.CEL_RULES` are attached.
 """
@@ -17,9 +18,10 @@ from typing import Any
 import yaml
 
 from storeagent.operator import model
+from storeagent.shop import PRICE_RE
 
 TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
-DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+DECIMAL_PATTERN = f"^{PRICE_RE}$"
 RECURSION_DEPTH = 2
 _DROP = {"title", "default", "examples"}
 
@@ -43,8 +45,13 @@ def _convert(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> S
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         types = sorted(o.get("type", "") for o in options)
-        if types == ["number", "string"]:  # Decimal: a string keeps the cents exact
-            merged: Schema = {"type": "string", "pattern": DECIMAL_PATTERN, "x-storeagent-decimal": True}
+        if types == ["number", "string"]:  # Decimal: "4.50" (exact) or 4.5 (a YAML number, normalised)
+            # Untyped (CEL cannot see such a field), so only value validations apply, each to its own JSON
+            # type: a string must match, a number must be >= 0, an object or list must be empty. The
+            # operator's own parse refuses the rest (bool, empty object) with a condition naming the field.
+            merged: Schema = {"x-kubernetes-preserve-unknown-fields": True, "x-storeagent-decimal": True,
+                              "pattern": DECIMAL_PATTERN, "maxLength": 13, "minimum": 0, "maximum": 99999999,
+                              "maxProperties": 0, "maxItems": 0}
         elif len(options) == 1:
             merged = _convert(options[0], defs, stack)
         else:

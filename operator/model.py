@@ -16,6 +16,8 @@ from pydantic import Field, field_validator, model_validator
 
 from storeagent.shop import (
     E164,
+    KEY_SHAPED_RE,
+    PROFILE_TEXT_BUDGET,
     Model,
     Providers,
     ShopConfig,
@@ -31,6 +33,7 @@ KIND = "StoreAgent"
 SHORT_NAMES = ["stag"]  # not "sa": ServiceAccounts own it
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 # What a FreeSWITCH `playback` may be given: a relative .wav path under FreeSWITCH's sound directory, nothing
 # else. FreeSWITCH expands `${var}`/`${api(..)}` in action data and `$${var}` when it loads the file, so the
@@ -81,7 +84,8 @@ class Fallback(Model):
 class SecretRef(Model):
     """Secret in the shop's namespace holding provider keys (DEEPGRAM_API_KEY, OPENAI_API_KEY, ELEVENLABS_API_KEY)."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_LABEL)
+    # A Secret's name is a DNS subdomain: dots are legal ("shop.keys").
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
 
 
 class Scaling(Model):
@@ -213,6 +217,34 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
         ),
     ],
 }
+
+def _size(expr: str, field: str) -> str:
+    return f"(has({expr}.{field}) ? {expr}.{field}.size() : 0)"
+
+
+def _words(expr: str, field: str) -> str:
+    return f"(has({expr}.{field}) ? {expr}.{field}.map(w, w.size()).sum() : 0)"
+
+
+# Same count as storeagent.shop.profile_text_size (fields the API server stored absent count 0).
+_PROFILE_TEXT = " + ".join([
+    "(has(self.faq) ? self.faq.map(f, f.question.size() + f.answer.size() + " + _words("f", "keywords")
+    + ").sum() : 0)",
+    "(has(self.menu) ? self.menu.map(m, m.name.size() + " + _size("m", "description") + " + "
+    + _words("m", "aliases") + ").sum() : 0)",
+    "(has(self.holidays) ? self.holidays.map(h, " + _size("h", "name") + ").sum() : 0)",
+    _size("self", "address"), _size("self", "directions"), _size("self", "greeting"),
+])
+CEL_RULES["ShopProfile"] = [
+    _cel(f"{_PROFILE_TEXT} <= {PROFILE_TEXT_BUDGET}",
+         f"profile text (FAQ, menu, address, directions, greeting, holiday names) exceeds the budget of "
+         f"{PROFILE_TEXT_BUDGET} characters"),
+]
+_KEY_MSG = "looks like an API key: keys belong in the Secret named by secretRef, not in the spec"
+CEL_RULES["ProviderChoice"] = [
+    _cel(f"!has(self.{f}) || !self.{f}.matches('{KEY_SHAPED_RE}')", _KEY_MSG, f".{f}")
+    for f in ("model", "voice", "baseUrl")
+]
 
 # Rules on the whole object (they may read metadata.name).
 ROOT_CEL_RULES = [

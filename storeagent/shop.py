@@ -11,13 +11,46 @@ from __future__ import annotations
 import re
 from datetime import date, time
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+# Size budgets (issue 11): every string and list is bounded, so admission refuses a spec whose ConfigMap could
+# not be stored (1 MiB). The free text of a profile (FAQ, menu, address, directions, greeting, holiday names)
+# also shares one budget in characters: at most 4 bytes each in UTF-8, 256 KiB in the worst case.
+PROFILE_TEXT_BUDGET = 65536
+NAME_MAX = 200  # shop name, menu item, holiday, alias, keyword
+TEXT_MAX = 4000  # one FAQ answer, description, directions
+MENU_MAX = 300
+FAQ_MAX = 200
+WORDS_MAX = 10  # aliases per item, keywords per FAQ entry
+RANGES_MAX = 8  # opening intervals per day
+# Free text may hold any printable character, newlines and tabs; other control characters only confuse the
+# prompt, TTS and log viewers. A JSON-schema pattern, so the API server applies it without CEL cost.
+TEXT_RE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def _text(max_length: int, *, min_length: int = 0) -> Any:
+    return Field(default="", min_length=min_length, max_length=max_length, pattern=TEXT_RE)
+
+
+Word = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=TEXT_RE)]
+Ranges = Annotated[list["TimeRange"], Field(max_length=RANGES_MAX)]
+
+# What a provider `model`/`voice` may be (model ids like "gpt-4o-mini", "accounts/x/models/llama-v3",
+# "nova-3"); a base URL is scheme, host, optional port and path: no userinfo, query or fragment, so a key
+# has no natural place in it. Values that look like a key are refused anyway (KEY_SHAPED): a ConfigMap
+# is readable by everyone who may read the namespace's ConfigMaps, unlike the Secret the key belongs in.
+MODEL_RE = r"^[A-Za-z0-9._:/@+-]*$"
+BASE_URL_RE = r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?)?$"
+WEBHOOK_URL_RE = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+=&?,;:!$*'()@-]*)?$"
+KEY_SHAPED_RE = r"(sk|pk|rk|xi|dg)[-_][A-Za-z0-9_-]{16,}|[A-Fa-f0-9]{32,}|[A-Za-z0-9_-]{40,}"
+URL_MAX = 512
+PRICE_RE = r"[0-9]{1,8}([.][0-9]{1,4})?"  # the CRD's rule says the same (operator/crdgen.py DECIMAL_PATTERN)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -51,13 +84,13 @@ class TimeRange(Model):
 class WeeklyHours(Model):
     """Opening intervals per weekday; a missing or empty day means closed."""
 
-    monday: list[TimeRange] = Field(default_factory=list)
-    tuesday: list[TimeRange] = Field(default_factory=list)
-    wednesday: list[TimeRange] = Field(default_factory=list)
-    thursday: list[TimeRange] = Field(default_factory=list)
-    friday: list[TimeRange] = Field(default_factory=list)
-    saturday: list[TimeRange] = Field(default_factory=list)
-    sunday: list[TimeRange] = Field(default_factory=list)
+    monday: Ranges = Field(default_factory=list)
+    tuesday: Ranges = Field(default_factory=list)
+    wednesday: Ranges = Field(default_factory=list)
+    thursday: Ranges = Field(default_factory=list)
+    friday: Ranges = Field(default_factory=list)
+    saturday: Ranges = Field(default_factory=list)
+    sunday: Ranges = Field(default_factory=list)
 
     def for_weekday(self, weekday: int) -> list[TimeRange]:
         """Intervals for date.weekday() numbering (0 = Monday)."""
@@ -69,37 +102,57 @@ class Holiday(Model):
     """A date with special hours: closed when `hours` is empty."""
 
     date: date
-    name: str = ""
-    hours: list[TimeRange] = Field(default_factory=list)
+    name: str = _text(NAME_MAX)
+    hours: Ranges = Field(default_factory=list)
 
 
 class MenuItem(Model):
-    name: str = Field(min_length=1)
-    price: Decimal = Field(ge=0)
+    name: str = _text(NAME_MAX, min_length=1)
+    # A YAML `price: 4.5` arrives as a number: accepted and kept exact as the decimal it was written as.
+    price: Decimal = Field(ge=0, max_digits=12, decimal_places=4)
     available: bool = True
-    description: str = ""
-    aliases: list[str] = Field(default_factory=list)  # other words callers use for it ("baguette" -> "french stick")
+    description: str = _text(TEXT_MAX)
+    # other words callers use for it ("baguette" -> "french stick")
+    aliases: list[Word] = Field(default_factory=list, max_length=WORDS_MAX)
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _plain_amount(cls, v: object) -> object:
+        # repr() of a float is its shortest round-trip text: 4.1 stays 4.1, not 4.0999999999999996447...
+        if isinstance(v, float):
+            v = repr(v)
+        if isinstance(v, str) and not re.fullmatch(PRICE_RE, v):
+            raise ValueError(f"{v[:20]!r} is not an amount such as 4.50 (digits, at most 4 decimals)")
+        return v
 
 
 class FaqEntry(Model):
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
-    keywords: list[str] = Field(default_factory=list)
+    question: str = _text(TEXT_MAX, min_length=1)
+    answer: str = _text(TEXT_MAX, min_length=1)
+    keywords: list[Word] = Field(default_factory=list, max_length=WORDS_MAX)
 
 
 class ShopProfile(Model):
     """What the agent knows about the shop and may say to callers."""
 
-    name: str = Field(min_length=1)
-    timezone: str = "UTC"
-    address: str = ""
-    directions: str = ""
-    currency: str = "USD"
+    name: str = _text(NAME_MAX, min_length=1)
+    timezone: str = Field(default="UTC", max_length=64)
+    address: str = _text(NAME_MAX * 2)
+    directions: str = _text(TEXT_MAX)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     hours: WeeklyHours = Field(default_factory=WeeklyHours)
-    holidays: list[Holiday] = Field(default_factory=list)
-    menu: list[MenuItem] = Field(default_factory=list)
-    faq: list[FaqEntry] = Field(default_factory=list)
-    greeting: str = ""  # empty: "Thank you for calling <name>, how can I help?"
+    holidays: list[Holiday] = Field(default_factory=list, max_length=366)
+    menu: list[MenuItem] = Field(default_factory=list, max_length=MENU_MAX)
+    faq: list[FaqEntry] = Field(default_factory=list, max_length=FAQ_MAX)
+    greeting: str = _text(TEXT_MAX)  # empty: "Thank you for calling <name>, how can I help?"
+
+    @model_validator(mode="after")
+    def _text_budget(self) -> ShopProfile:
+        used = profile_text_size(self)
+        if used > PROFILE_TEXT_BUDGET:
+            raise ValueError(f"profile text is {used} characters; the budget is {PROFILE_TEXT_BUDGET} "
+                             "(FAQ, menu, address, directions, greeting and holiday names together)")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -111,14 +164,30 @@ class ShopProfile(Model):
         return v
 
 
+def profile_text_size(p: ShopProfile) -> int:
+    """Characters counted against PROFILE_TEXT_BUDGET (the CRD's CEL rule on ShopProfile counts the same)."""
+    faq = sum(len(f.question) + len(f.answer) + sum(map(len, f.keywords)) for f in p.faq)
+    menu = sum(len(m.name) + len(m.description) + sum(map(len, m.aliases)) for m in p.menu)
+    return faq + menu + len(p.address) + len(p.directions) + len(p.greeting) + sum(len(h.name) for h in p.holidays)
+
+
+def _not_key_shaped(v: str) -> str:
+    if re.search(KEY_SHAPED_RE, v):
+        raise ValueError("looks like an API key: keys belong in the Secret named by secretRef, not in the spec")
+    return v
+
+
 class ProviderChoice(Model):
     """One provider for a stage; `fallbacks` are tried in order when it fails (offline is always last)."""
 
     name: Literal["offline", "scripted", "deepgram", "openai", "elevenlabs"] = "offline"
-    model: str = ""
-    voice: str = ""
-    base_url: str = ""  # OpenAI-compatible servers, or a local test server
-    fallbacks: list[ProviderChoice] = Field(default_factory=list)
+    model: Annotated[str, AfterValidator(_not_key_shaped)] = Field(default="", max_length=128, pattern=MODEL_RE)
+    voice: Annotated[str, AfterValidator(_not_key_shaped)] = Field(default="", max_length=128, pattern=MODEL_RE)
+    # OpenAI-compatible servers, or a local test server; checked against the platform's URL policy by the
+    # operator (reconcile) and the agent (connect time, on the resolved address).
+    base_url: Annotated[str, AfterValidator(_not_key_shaped)] = Field(
+        default="", max_length=URL_MAX, pattern=BASE_URL_RE)
+    fallbacks: list[ProviderChoice] = Field(default_factory=list, max_length=3)
 
 
 class Providers(Model):
@@ -130,13 +199,15 @@ class Providers(Model):
 class TransferConfig(Model):
     """Humans the agent may hand a call to; staffed hours default to opening hours."""
 
-    staff_numbers: list[E164] = Field(default_factory=list)
+    staff_numbers: list[E164] = Field(default_factory=list, max_length=10)
     staffed_hours: WeeklyHours | None = None
     ring_seconds: int = Field(default=20, ge=5, le=120)
 
 
 class WebhookConfig(Model):
-    url: str = Field(pattern=r"^https?://")
+    # No userinfo (`user:pass@`) or fragment; the path/query may carry the receiver's token, so the agent
+    # logs only the host. Checked against the platform's URL policy like providers' baseUrl.
+    url: str = Field(max_length=URL_MAX, pattern=WEBHOOK_URL_RE)
 
 
 class ShopConfig(Model):
@@ -144,7 +215,7 @@ class ShopConfig(Model):
 
     store: str = Field(min_length=1, max_length=63)  # the StoreAgent's name: a metric label and log field
     language: str = "en-US"
-    phone_numbers: list[E164] = Field(default_factory=list)
+    phone_numbers: list[E164] = Field(default_factory=list, max_length=20)
     profile: ShopProfile
     providers: Providers = Field(default_factory=Providers)
     transfer: TransferConfig = Field(default_factory=TransferConfig)

@@ -63,6 +63,34 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
      ("spec.profile.hours.monday[0].open", "should match")),
     ("negative-price", _set("spec.profile.menu", [{"name": "bagel", "price": "-1"}]),
      ("spec.profile.menu[0].price", "should match")),
+    ("negative-numeric-price", _set("spec.profile.menu", [{"name": "bagel", "price": -2.5}]),
+     ("spec.profile.menu[0].price", "greater than or equal to 0")),
+    ("price-is-a-list", _set("spec.profile.menu", [{"name": "bagel", "price": [1]}]),
+     ("spec.profile.menu[0].price", "at most 0 items")),
+    ("price-exponent", _set("spec.profile.menu", [{"name": "bagel", "price": "1e3"}]),
+     ("spec.profile.menu[0].price", "should match")),
+    # Size budgets: what the ConfigMap (1 MiB) could not hold is refused here, not by a 422 later.
+    ("faq-answer-1.3MB", _set("spec.profile.faq", [{"question": "q?", "answer": "a" * 1_300_000}]),
+     ("spec.profile.faq[0].answer", "Too long")),
+    ("faq-over-text-budget", _set("spec.profile.faq", [{"question": f"q{i}?", "answer": "a" * 3900}
+                                                       for i in range(17)]),
+     ("spec.profile", "exceeds the budget of 65536 characters")),
+    ("faq-too-many", _set("spec.profile.faq", [{"question": "q", "answer": "a"}] * 201),
+     ("spec.profile.faq", "must have at most 200 items")),
+    ("greeting-control-chars", _set("spec.profile.greeting", "hi\u001b[2J"),
+     ("spec.profile.greeting", "should match")),
+    # Keys pasted into the spec would land in a ConfigMap in plain text.
+    ("key-in-model", _set("spec.providers", {"llm": {"name": "openai", "model": "sk-proj-abcdefghijklmnop123456"}}),
+     ("spec.providers.llm.model", "looks like an API key")),
+    ("key-in-baseurl-path", _set("spec.providers", {"llm": {"name": "openai",
+                                                           "baseUrl": "https://x.example/sk-abcdefghijklmnop123456"}}),
+     ("spec.providers.llm.baseUrl", "looks like an API key")),
+    ("userinfo-in-baseurl", _set("spec.providers", {"llm": {"name": "openai",
+                                                           "baseUrl": "https://u:p@llm.example.com/v1"}}),
+     ("spec.providers.llm.baseUrl", "should match")),
+    ("userinfo-in-webhook", _set("spec.webhook", {"url": "https://user:pass@hooks.example.com/x"}),
+     ("spec.webhook.url", "should match")),
+    ("secret-name-dot-dot", _set("spec.secretRef", {"name": "a..b"}), ("spec.secretRef.name", "should match")),
     ("unknown-provider", _set("spec.providers", {"llm": {"name": "skynet"}}),
      ("spec.providers.llm.name", "Unsupported value")),
     ("too-many-replicas", _set("spec.scaling.replicas", 500), ("spec.scaling.replicas", "less than or equal to 50")),
@@ -110,6 +138,21 @@ def cluster(control_plane: Any) -> Any:
 def test_valid_base_is_accepted(cluster: Any) -> None:
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(base()), check=False)
     assert out.returncode == 0, out.stderr
+
+
+ACCEPTED: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("dotted-secret-name", _set("spec.secretRef", {"name": "admission.provider-keys"})),
+    ("numeric-price", _set("spec.profile.menu", [{"name": "bagel", "price": 4.5}, {"name": "roll", "price": 3}])),
+    ("unicode-text", _set("spec.profile.greeting", "Bonjour, caf\u00e9 \u2615 \u4f60\u597d\n\tbienvenue")),
+    ("faq-at-budget", _set("spec.profile.faq", [{"question": f"q{i}?", "answer": "a" * 3900} for i in range(16)])),
+    ("plain-sound-path", _set("spec.fallback", {"playback": "shops/admission/closed.v2.wav"})),
+]
+
+
+@pytest.mark.parametrize(("case", "change"), ACCEPTED, ids=[c[0] for c in ACCEPTED])
+def test_legal_input_is_accepted(cluster: Any, case: str, change: Any) -> None:
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(mutate(change)), check=False)
+    assert out.returncode == 0, f"{case}: {out.stderr}"
 
 
 @pytest.mark.parametrize(("case", "change", "words"), CASES, ids=[c[0] for c in CASES])
