@@ -10,7 +10,7 @@ import pytest
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.ports import ProviderSet, ToolCall
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from support.agent_harness import running_agent
+from support.agent_harness import running_agent, until
 from support.audio import silence, voiced
 
 LONG = " ".join(f"Sentence number {i} of a long answer about our many fine breads." for i in range(12))
@@ -66,14 +66,17 @@ async def test_barge_in_clears_playout_and_history_keeps_only_what_was_heard() -
         await call.say(utterance())
         assert await call.wait_agent_speaking()
         await asyncio.sleep(2.0)  # the caller hears the first clause (1.3 s) of the long answer, then interrupts
-        onset_index = call.say_nowait(utterance(400))
-        await asyncio.sleep(0.6)
         assert call.audio is not None
         rec = call.audio.record
-        assert rec.clears, "the agent never sent clear"
+        clears_before = len(rec.clears)
+        onset_index = call.say_nowait(utterance(400))
+        # wait for the clear itself, not a fixed time
+        assert await until(lambda: len(rec.clears) > clears_before, 2.0), "the agent never sent clear"
         onset_at = rec.uplink_times[onset_index]
         stop = rec.clears[-1].received_at - onset_at
-        assert 0 < stop < 1.0, f"barge-in stop {stop:.3f}s"
+        # Target 100 ms (p95, make bench). One sample on a shared CI machine gets 50 ms of scheduling slack on top
+        # of the target, not ten times it.
+        assert 0 < stop < 0.15, f"barge-in stop {stop:.3f}s"
         # after the clear the far end plays silence until the next answer
         await call.wait_agent_done(quiet=0.6)
         await call.hangup()

@@ -62,3 +62,14 @@ async def running_agent(providers: ProviderSet, shop: ShopConfig | None = None, 
         yield app, finished
     finally:
         await app.stop()
+
+
+async def until(predicate: Callable[[], bool], timeout: float, step: float = 0.005) -> bool:
+    """Poll a condition the code under test exposes no event for; True as soon as it holds, False at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(step)
+    return True
