@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,13 +20,46 @@ from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import Conversation, ConversationConfig, ConversationOutcome
 from storeagent.agent.pipeline.prompts import phrases_for, system_prompt
 from storeagent.agent.pipeline.vad import WebRtcVad
-from storeagent.agent.ports import AudioFormat, AudioLink, CallControl, ProviderSet, Tools
+from storeagent.agent.ports import (
+    AudioFormat,
+    AudioLink,
+    CallControl,
+    ChannelEvent,
+    ProviderSet,
+    Tools,
+    TransferResult,
+)
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.stats import CallStats
 from storeagent.agent.transport.tokens import StreamTokens
 from storeagent.shop import ShopConfig
 
 log = logging.getLogger(__name__)
+# What the caller hears while a staff phone rings (the call is answered, so FreeSWITCH plays
+# `transfer_ringback`, not the carrier's ringing): FreeSWITCH's US ringback tone, instead of silence.
+TRANSFER_RINGBACK = "%(2000,4000,440,480)"
+RESULT_MARGIN_S = 30.0  # beyond the ring time, how long to wait for FreeSWITCH to report the bridge's result
+
+
+def bridge_result(complete: ChannelEvent | None, bridged: bool) -> TransferResult:
+    """The staff leg's fate from what FreeSWITCH 1.10.12 reports (switch_ivr_originate.c, mod_dptools bridge).
+
+    Answered: CHANNEL_BRIDGE fired on our channel, or the bridge's CHANNEL_EXECUTE_COMPLETE carries
+    `originate_disposition` "call accepted". Not answered: that variable is the originate's cause (NO_ANSWER,
+    USER_BUSY, CALL_REJECTED, INVALID_GATEWAY, ORIGINATOR_CANCEL, ...); `continue_on_fail` kept the caller's
+    channel up unless its Answer-State says "hangup" (the caller left while it rang). DIALSTATUS is not used:
+    1.10.12 sets it to "EARLY" for an answered peer.
+    """
+    if bridged:
+        return TransferResult(answered=True, cause="call accepted")
+    if complete is None:
+        return TransferResult(answered=False, cause="no result from FreeSWITCH")
+    h = complete.headers
+    disposition = h.get("variable_originate_disposition", "")
+    if disposition == "call accepted":
+        return TransferResult(answered=True, cause=disposition)
+    cause = disposition or h.get("variable_originate_failed_cause") or "UNKNOWN"
+    return TransferResult(answered=False, cause=cause, caller_gone=h.get("Answer-State") == "hangup")
 
 
 class LinkRegistry:
@@ -85,6 +119,8 @@ class CallSession:
         self._link: AudioLink | None = None
         self._started = time.monotonic()
         self._hung_up = asyncio.Event()
+        self._bridged = asyncio.Event()  # CHANNEL_BRIDGE: a staff leg answered
+        self._bridge: asyncio.Task[ChannelEvent | None] | None = None
 
     async def run(self) -> None:
         d = self.deps
@@ -105,6 +141,10 @@ class CallSession:
             log.warning("call %s failed before or during the conversation: %s", uuid, e)
             outcome.reason = str(e)[:200]
         finally:
+            if self._bridge is not None:  # an answered bridge runs on in FreeSWITCH; our wait for it ends here
+                self._bridge.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._bridge
             d.links.forget(uuid)
             if self._link is not None:
                 with contextlib.suppress(Exception):
@@ -174,6 +214,8 @@ class CallSession:
         async for ev in self.call.events():
             if ev.name == "DTMF":
                 conv.post_dtmf(ev.headers.get("DTMF-Digit", ""))
+            elif ev.name == "CHANNEL_BRIDGE":
+                self._bridged.set()
             elif ev.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
                 self._hung_up.set()
                 conv.post_hangup(ev.headers.get("Hangup-Cause", "hangup"))
@@ -185,38 +227,57 @@ class CallSession:
         with contextlib.suppress(Exception):
             await self.call.hangup("NORMAL_CLEARING")
 
-    async def _transfer(self, number: str) -> bool:
-        """Stop our audio, bridge to staff; True when the bridge was answered (the call is theirs now)."""
+    async def _transfer(self, number: str) -> TransferResult:
+        """Stop our audio and bridge to staff. Answered: the call is theirs (it ends with their hangup, through
+        hangup_after_bridge). Not answered: our audio comes back and the conversation goes on."""
         d = self.deps
         conv = self.conversation
         assert conv is not None
         conv.suspend_audio()  # the module's websocket closes now; that is not the caller hanging up
         with contextlib.suppress(Exception):
             await self.call.api(f"uuid_storeagent {self.uuid} stop")
-        answered = False
+        ring = d.shop.transfer.ring_seconds
+        self._bridged.clear()
         try:
-            await self.call.execute("set", "hangup_after_bridge=true")
-            await self.call.execute("set", f"call_timeout={d.shop.transfer.ring_seconds}")
-            await self.call.execute("bridge", f"sofia/gateway/{d.settings.transfer_gateway}/{number}")
-            # With hangup_after_bridge a bridged call never comes back here; a failed one does.
-            answered = await self._hung_up_soon()
-        except Exception as e:
-            log.info("call %s: transfer failed: %s", self.uuid, e)
-            answered = True  # the channel is gone (hung up while bridged): nothing left to resume
-        if not answered:
+            # continue_on_fail: a failed bridge hangs the caller up otherwise (switch_channel_handle_cause).
+            for assignment in ("continue_on_fail=true", "hangup_after_bridge=true", f"call_timeout={ring}",
+                               f"transfer_ringback={TRANSFER_RINGBACK}"):
+                await self.call.execute("set", assignment)
+            self._bridge = asyncio.create_task(
+                self.call.execute("bridge", f"sofia/gateway/{d.settings.transfer_gateway}/{number}"), name="bridge")
+            result = await self._bridge_outcome(self._bridge, ring + RESULT_MARGIN_S)
+        except Exception as e:  # the channel or the control connection went away
+            log.info("call %s: transfer ended: %s", self.uuid, e)
+            return TransferResult(answered=False, cause="call ended", caller_gone=True)
+        log.info("call %s: transfer to staff %s: %s", self.uuid, "answered" if result.answered else "not answered",
+                 result.cause)
+        if not result.answered and not result.caller_gone:
             link = await self._start_audio(call_rate(dict(self.call.channel)))
             self._link = link
             conv.resume_audio(link)
-        return answered
+        return result
 
-    async def _hung_up_soon(self) -> bool:
-        # An answered bridge returns only when the bridged call ends, and hangup_after_bridge then hangs the
-        # channel up; a failed one returns at once with the channel still up. The hangup event tells them apart.
+    async def _bridge_outcome(self, bridge: asyncio.Task[ChannelEvent | None], limit: float) -> TransferResult:
+        """Whichever FreeSWITCH reports first: the staff answered (CHANNEL_BRIDGE), the bridge completed without
+        them, or the caller hung up."""
+        waits = [asyncio.create_task(self._bridged.wait()), asyncio.create_task(self._hung_up.wait())]
         try:
-            await asyncio.wait_for(self._hung_up.wait(), 1.0)
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait([bridge, *waits], timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if self._bridged.is_set():
+            return bridge_result(None, bridged=True)
+        if bridge.done():
+            if bridge.cancelled() or bridge.exception() is not None:  # the channel or the connection went away
+                return TransferResult(answered=False, cause="call ended", caller_gone=True)
+            result = bridge_result(bridge.result(), bridged=False)
+            if self._hung_up.is_set() and not result.answered:
+                result = dataclasses.replace(result, caller_gone=True)
+            return result
+        if self._hung_up.is_set():
+            return TransferResult(answered=False, cause="caller hung up", caller_gone=True)
+        return TransferResult(answered=False, cause="no result from FreeSWITCH")
 
 
 async def _synthesize_all(chunks: object) -> bytes:

@@ -88,6 +88,15 @@ class ChannelEvent:
     body: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """How a bridge to staff ended, as FreeSWITCH reported it."""
+
+    answered: bool  # the staff leg answered (CHANNEL_BRIDGE, or originate_disposition "call accepted")
+    cause: str  # originate_disposition ("call accepted", NO_ANSWER, USER_BUSY, INVALID_GATEWAY, ...) or why unknown
+    caller_gone: bool = False  # the caller hung up before the staff answered
+
+
 class CallControl(Protocol):
     """Controls one call's channel (FreeSWITCH over outbound ESL, or the loopback)."""
 
@@ -101,8 +110,9 @@ class CallControl(Protocol):
 
     async def answer(self) -> None: ...
 
-    async def execute(self, app: str, arg: str = "", *, wait: bool = True) -> None:
-        """sendmsg execute; with wait, returns when CHANNEL_EXECUTE_COMPLETE for it arrives."""
+    async def execute(self, app: str, arg: str = "", *, wait: bool = True) -> ChannelEvent | None:
+        """sendmsg execute; with wait, returns its CHANNEL_EXECUTE_COMPLETE (which carries the channel's variables,
+        e.g. `variable_originate_disposition` after a bridge); without wait, None."""
 
     async def api(self, command: str) -> str:
         """Run an API command (e.g. `uuid_storeagent <uuid> start ...`) and return its reply body."""

@@ -17,7 +17,7 @@ from storeagent.agent.ports import CallControl, ProviderSet, Tools
 from storeagent.agent.providers.factory import build_providers as build_chain
 from storeagent.agent.secrets import Secrets
 from storeagent.agent.settings import AgentSettings
-from storeagent.agent.store.callrecord import CallRecordInput, TurnRecord, enqueue_call_record
+from storeagent.agent.store.callrecord import CallRecordInput, TransferRecord, TurnRecord, enqueue_call_record
 from storeagent.agent.store.outbox import Outbox, OutboxMessageSink
 from storeagent.agent.store.tools import ShopTools
 from storeagent.agent.store.webhook import WebhookDeliverer
@@ -81,6 +81,8 @@ class OutboxService:
                                                            "failed") else "failed",  # type: ignore[arg-type]
             turns=turns, caller_number=call.channel.get("Caller-Caller-ID-Number"),
             message=self.messages.pop(uuid, None), language=self.shop.language, end_reason=outcome.reason,
+            transferred_to=outcome.transferred_to,
+            transfers=[TransferRecord(t.to, t.answered, t.cause) for t in outcome.transfers],
         )
         await enqueue_call_record(self.outbox, rec)
 

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from storeagent.agent.loopback.audio_client import AudioClient
-from storeagent.agent.loopback.esl_client import LoopbackEslClient
+from storeagent.agent.loopback.esl_client import LoopbackEslClient, StaffPhone
 from storeagent.agent.loopback.playout import DEFAULT_PREBUFFER_MS
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 class LoopbackCall:
     def __init__(self, host: str, esl_port: int, *, caller_number: str = "+15555550123",
                  destination_number: str = "1000", store: str = "shop", rate: int = 8000,
-                 prebuffer_ms: int = DEFAULT_PREBUFFER_MS, stats_interval: float | None = 1.0) -> None:
+                 prebuffer_ms: int = DEFAULT_PREBUFFER_MS, stats_interval: float | None = 1.0,
+                 staff: StaffPhone | None = None) -> None:
         self.esl = LoopbackEslClient(host, esl_port, caller_number=caller_number,
                                      destination_number=destination_number, store=store, read_rate=rate,
-                                     on_api=self._on_api)
+                                     on_api=self._on_api, staff=staff)
         self.audio: AudioClient | None = None
         self._prebuffer_ms = prebuffer_ms
         self._stats_interval = stats_interval

@@ -11,7 +11,15 @@ Behaviour follows mod_event_socket / switch_ivr_parse_event (FreeSWITCH 1.10) an
   CHANNEL_UNPARK, the socket application's completion, CHANNEL_STATE x2, CHANNEL_HANGUP_COMPLETE, then with linger
   a `text/disconnect-notice` (linger) and the socket stays open until the agent closes it;
 - `api <cmd>` -> api/response (the `on_api` hook first, e.g. for `uuid_storeagent`); `exit` -> `+OK bye` and a
-  disconnect-notice with FreeSWITCH's goodbye body, then close.
+  disconnect-notice with FreeSWITCH's goodbye body, then close;
+- `bridge sofia/gateway/<gw>/<number>` dials a `StaffPhone` (mod_dptools audio_bridge_function,
+  switch_ivr_originate.c, switch_ivr_bridge.c): an unknown gateway fails at once with INVALID_GATEWAY; a phone
+  that rejects fails with its cause; one that never answers fails with NO_ANSWER after `call_timeout` (default
+  60 s). A failure sets `originate_disposition` and `DIALSTATUS` (orig.c's mapping) and `originate_failed_cause`,
+  then hangs the caller up with that cause unless `continue_on_fail` allows it (switch_channel_handle_cause).
+  An answered bridge fires CHANNEL_BRIDGE (`originate_disposition` "call accepted", and DIALSTATUS "EARLY": orig.c
+  really says EARLY for an answered peer), and when the staff hang up CHANNEL_UNBRIDGE, then with
+  `hangup_after_bridge` the caller's CHANNEL_HANGUP with the staff leg's cause, then the bridge's completion.
 Events reach the agent only once it subscribed (myevents: the channel's own events; CUSTOM only by subclass).
 """
 
@@ -23,6 +31,7 @@ import inspect
 import logging
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from storeagent.agent.errors import ProtocolError
@@ -35,6 +44,21 @@ ApiHook = Callable[[str], "Awaitable[str | None] | str | None"]  # return None t
 _EXEC = ("switch_core_session.c", "switch_core_session_exec", 2944)
 _EXEC_DONE = ("switch_core_session.c", "switch_core_session_exec", 2988)
 _STATE = ("switch_channel.c", "switch_channel_perform_set_running_state", 2408)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffPhone:
+    """What the far end of a `bridge` does. Default: rings and never answers."""
+
+    answer_after_s: float | None = None  # None: never answers (NO_ANSWER at call_timeout)
+    reject: str | None = None  # a hangup cause at once instead of ringing, e.g. USER_BUSY, CALL_REJECTED
+    talk_s: float = 1.0  # after answering, the staff hang up after this long (NORMAL_CLEARING)
+
+
+# DIALSTATUS for a failed originate (switch_ivr_originate.c); any other cause is its own name.
+_DIALSTATUS = {"ORIGINATOR_CANCEL": "CANCEL", "USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER",
+               "DESTINATION_OUT_OF_ORDER": "INVALIDARGS", "INVALID_PROFILE": "INVALIDARGS",
+               "CALL_REJECTED": "DONTCALL"}
 
 
 class LoopbackEslClient:
@@ -52,6 +76,8 @@ class LoopbackEslClient:
         read_rate: int = 8000,
         on_api: ApiHook | None = None,
         playback_seconds: float = 0.0,
+        gateways: tuple[str, ...] = ("carrier",),
+        staff: StaffPhone | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.channel = fs.Channel(
@@ -64,6 +90,9 @@ class LoopbackEslClient:
         )
         self.on_api = on_api
         self.playback_seconds = playback_seconds  # how long `playback` runs unless broken or hung up
+        self.gateways = gateways  # sofia gateways the conf defines (freeswitch/conf: `carrier`)
+        self.staff = staff or StaffPhone()
+        self.dialed: list[str] = []  # numbers `bridge` dialed through a known gateway
         self.received: list[EslMessage] = []  # every command the agent sent, in order (for tests)
         self.sent_events: list[str] = []  # Event-Name (or subclass) of every event written
         self.closed = asyncio.Event()  # the TCP connection is gone
@@ -74,6 +103,7 @@ class LoopbackEslClient:
         self._app_idle = asyncio.Event()
         self._app_idle.set()
         self._break = asyncio.Event()
+        self._gone = asyncio.Event()  # the caller's channel hung up (a bridge ends on this, not on a DTMF)
         self._fmt = "plain"
         self._events_on = False
         self._custom: set[str] = set()
@@ -303,10 +333,69 @@ class LoopbackEslClient:
             response = "FILE PLAYED" if app == "playback" else response
         elif app == "hangup":
             self._spawn(self._hangup(arg or "NORMAL_CLEARING"))
+        elif app == "bridge":
+            await self._bridge(arg)
         if response != "_none_":  # "_none_" means the application set no response variable
             self.channel.variables["current_application_response"] = response
         done = [*ids[:2], ("Application-Response", response), *ids[2:]]
         self._emit("CHANNEL_EXECUTE_COMPLETE", self.channel.event("CHANNEL_EXECUTE_COMPLETE", _EXEC_DONE, extra=done))
+
+    async def _bridge(self, dial: str) -> None:
+        v = self.channel.variables
+        for name in ("originate_disposition", "DIALSTATUS", "originate_failed_cause"):
+            v.pop(name, None)
+        kind, _, rest = dial.partition("/gateway/")
+        gateway, _, number = rest.partition("/")
+        if kind != "sofia" or not number:
+            await self._bridge_failed("DESTINATION_OUT_OF_ORDER")  # not a dial string this stand-in knows
+            return
+        if gateway not in self.gateways:
+            await self._bridge_failed("INVALID_GATEWAY")  # mod_sofia: "Invalid Gateway"
+            return
+        self.dialed.append(number)
+        staff = self.staff
+        if staff.reject:
+            await self._bridge_failed(staff.reject)
+            return
+        timeout = _seconds(v.get("call_timeout", ""), 60.0)
+        ring = timeout if staff.answer_after_s is None else min(timeout, staff.answer_after_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), ring)
+        if self._hung_up:  # the caller hung up while it rang
+            await self._bridge_failed("ORIGINATOR_CANCEL")
+            return
+        if staff.answer_after_s is None or staff.answer_after_s > timeout:
+            await self._bridge_failed("NO_ANSWER")
+            return
+        b_uuid = str(uuidlib.uuid4())
+        self._answer()  # the caller's channel answers when the peer does, if it had not yet
+        v.update(originate_disposition="call accepted", DIALSTATUS="EARLY", bridge_to=b_uuid)
+        legs = [("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", b_uuid), ("Other-Type", "originatee"),
+                ("Other-Leg-Destination-Number", number), ("Other-Leg-Unique-ID", b_uuid)]
+        calling = ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1689)
+        self._emit("CHANNEL_BRIDGE", self.channel.event("CHANNEL_BRIDGE", calling, extra=legs))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), staff.talk_s)
+        staff_hung_up = not self._hung_up
+        v.pop("bridge_to", None)
+        v.update(last_bridge_to=b_uuid, last_bridge_hangup_cause="NORMAL_CLEARING")
+        calling = ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1879)
+        self._emit("CHANNEL_UNBRIDGE", self.channel.event("CHANNEL_UNBRIDGE", calling, extra=legs))
+        if staff_hung_up and v.get("hangup_after_bridge", "").lower() in ("true", "yes", "on", "1"):
+            await self._start_hangup("NORMAL_CLEARING")
+
+    async def _bridge_failed(self, cause: str) -> None:
+        v = self.channel.variables
+        v.update(originate_disposition=cause, DIALSTATUS=_DIALSTATUS.get(cause, cause), originate_failed_cause=cause)
+        # switch_channel_handle_cause: only continue_on_fail (true, or a list naming the cause) keeps the caller.
+        allowed = [c.strip().upper() for c in v.get("continue_on_fail", "").split(",")]
+        if not ({"TRUE", "YES", "ON", "1", cause} & set(allowed)):
+            await self._start_hangup(cause)
+
+    async def _start_hangup(self, cause: str) -> None:
+        """Hang up from inside the running application: CHANNEL_HANGUP goes out before its completion."""
+        self._spawn(self._hangup(cause))
+        await asyncio.sleep(0)  # the hangup task runs up to its wait for this application to finish
 
     def _answer(self) -> None:
         if self.answered:
@@ -327,6 +416,7 @@ class LoopbackEslClient:
             "CHANNEL_HANGUP", ch.event("CHANNEL_HANGUP", ("switch_channel.c", "switch_channel_perform_hangup", 3445))
         )
         self._break.set()
+        self._gone.set()
         await self._app_idle.wait()  # the running application completes after CHANNEL_HANGUP (as captured)
         self._emit("CHANNEL_UNPARK", ch.event("CHANNEL_UNPARK", ("switch_ivr.c", "switch_ivr_park", 1230)))
         sock = [
@@ -389,6 +479,14 @@ def execute_arg(msg: EslMessage) -> str:
     if not arg and msg.get("content-type").lower() == "text/plain":
         arg = msg.body.decode("utf-8", errors="replace")
     return arg
+
+
+def _seconds(text: str, default: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def _ms(arg: str) -> float:

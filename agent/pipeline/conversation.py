@@ -37,6 +37,7 @@ from storeagent.agent.ports import (
     ToolSpec,
     Transcript,
     Transfer,
+    TransferResult,
     TTSSession,
 )
 
@@ -68,6 +69,13 @@ class TurnLatency:
     decision_to_audio: float | None  # first audio - end-of-turn decision (excludes the end-of-turn silence)
 
 
+@dataclass(frozen=True, slots=True)
+class TransferAttempt:
+    to: str  # the staff number dialed
+    answered: bool
+    cause: str  # FreeSWITCH's originate_disposition ("call accepted", NO_ANSWER, USER_BUSY, ...)
+
+
 @dataclass(slots=True)
 class ConversationOutcome:
     outcome: str = "answered"  # answered | message | transferred | abandoned | failed
@@ -76,6 +84,8 @@ class ConversationOutcome:
     transcript: list[TranscriptLine] = field(default_factory=list)
     latencies: list[TurnLatency] = field(default_factory=list)
     barge_ins: int = 0
+    transfers: list[TransferAttempt] = field(default_factory=list)
+    transferred_to: str | None = None  # the staff number that answered
 
 
 # --- events served by the main loop
@@ -115,7 +125,7 @@ class _Wake:
 
 _Event = _UserTurn | _Dtmf | _Hangup | _TimeUp | _Wake | _Handoff
 
-TransferFn = Callable[[str], Awaitable[bool]]
+TransferFn = Callable[[str], Awaitable[TransferResult]]
 HangupFn = Callable[[], Awaitable[None]]
 
 
@@ -344,8 +354,14 @@ class Conversation:
                 await self._hangup()
                 return True
             if isinstance(action, Transfer):
-                if await self._transfer(action.destination):
-                    self.result.outcome = "transferred"
+                res = await self._transfer(action.destination)
+                self.result.transfers.append(TransferAttempt(action.destination, res.answered, res.cause))
+                if res.answered:  # only when FreeSWITCH reported the staff leg answered
+                    self.result.outcome, self.result.reason = "transferred", "transferred to staff"
+                    self.result.transferred_to = action.destination
+                    return True
+                if res.caller_gone:
+                    self.result.reason = "caller hung up during the transfer"
                     return True
                 self.history.add_user("(The transfer was not answered. Offer to take a message.)")
                 self._start_reply(prefix=None, use_llm=True, record_turn=None)

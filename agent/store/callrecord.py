@@ -55,6 +55,15 @@ class TurnRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """One attempt to hand the call to staff, with FreeSWITCH's verdict."""
+
+    to: str
+    answered: bool
+    result: str  # originate_disposition: "call accepted", NO_ANSWER, USER_BUSY, INVALID_GATEWAY, ...
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecordInput:
     """Everything the record needs, filled by the call session at hangup."""
 
@@ -67,6 +76,7 @@ class CallRecordInput:
     caller_number: str | None = None  # as FreeSWITCH reported it (Caller-Caller-ID-Number); may be withheld
     message: Mapping[str, Any] | None = None  # what take_message stored (caller_name, callback_number, message)
     transferred_to: str | None = None
+    transfers: Sequence[TransferRecord] = ()  # every attempt, answered or not
     language: str = ""
     end_reason: str = ""  # e.g. caller_hangup, end_call, transfer, max_duration, error
 
@@ -106,9 +116,10 @@ def build_call_record(inp: CallRecordInput) -> CallRecord:
         "outcome": inp.outcome,
         "end_reason": inp.end_reason,
         "language": inp.language,
-        "summary": summarize(inp.outcome, turns, inp.message, inp.transferred_to),
+        "summary": summarize(inp.outcome, turns, inp.message, inp.transferred_to, inp.transfers),
         "message": dict(inp.message) if inp.message is not None else None,
         "transferred_to": inp.transferred_to,
+        "transfers": [{"to": t.to, "answered": t.answered, "result": t.result} for t in inp.transfers],
         "transcript": [_turn(t) for t in turns],
         "latency": latency_summary(turns),
     }
@@ -158,10 +169,14 @@ def summarize(
     turns: Sequence[TurnRecord],
     message: Mapping[str, Any] | None = None,
     transferred_to: str | None = None,
+    transfers: Sequence[TransferRecord] = (),
 ) -> str:
     """One or two sentences: what the caller first asked, then how the call ended."""
     first = next((t.text for t in turns if t.role == "caller" and t.text.strip()), "")
     parts = [f'Caller asked: "{_clip(first)}".'] if first else []
+    missed = [t for t in transfers if not t.answered]
+    if missed and outcome != "transferred":
+        parts.append(f"Staff did not answer the transfer ({', '.join(t.result for t in missed)}).")
     if outcome == "message":
         parts.append(_message_sentence(message))
     elif outcome == "transferred":

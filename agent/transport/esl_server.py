@@ -94,8 +94,9 @@ class EslCall:
     async def answer(self) -> None:
         await self.execute("answer")
 
-    async def execute(self, app: str, arg: str = "", *, wait: bool = True) -> None:
-        """sendmsg execute; with wait, until the CHANNEL_EXECUTE_COMPLETE whose Application-UUID matches.
+    async def execute(self, app: str, arg: str = "", *, wait: bool = True) -> ChannelEvent | None:
+        """sendmsg execute; with wait, until (and returning) the CHANNEL_EXECUTE_COMPLETE whose Application-UUID
+        matches.
 
         Raises EslCommandError on `-ERR`, EslConnectionClosed when the channel or socket goes away first.
         """
@@ -108,8 +109,7 @@ class EslCall:
             self._executions[event_uuid] = done
         try:
             await self._command(wire.sendmsg_execute(app, arg, event_uuid=event_uuid), f"execute {app}")
-            if done is not None:
-                await done
+            return await done if done is not None else None
         finally:
             self._executions.pop(event_uuid, None)
 

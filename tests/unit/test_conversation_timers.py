@@ -10,7 +10,7 @@ from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import Conversation, ConversationConfig, ConversationOutcome
 from storeagent.agent.pipeline.prompts import phrases_for
 from storeagent.agent.pipeline.vad import WebRtcVad
-from storeagent.agent.ports import AudioFormat
+from storeagent.agent.ports import AudioFormat, TransferResult
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.store.tools import ShopTools
 from support.agent_harness import bakery
@@ -29,9 +29,9 @@ async def run_conversation(link: MemoryLink, *, now: datetime = MONDAY_10AM_NEW_
     async def hangup() -> None:
         await link.close()
 
-    async def transfer(number: str) -> bool:
+    async def transfer(number: str) -> TransferResult:
         transfers.append(number)
-        return True
+        return TransferResult(answered=True, cause="call accepted")
 
     conv = Conversation(
         cfg=ConversationConfig(greeting="Hello.", phrases=PHRASES, **cfg),  # type: ignore[arg-type]
