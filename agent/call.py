@@ -1,9 +1,10 @@
 """CallSession: one call from FreeSWITCH's `socket` to hangup, wiring ESL control, the audio link and the pipeline.
 
 Everything a call starts belongs to it and ends with it: the conversation's tasks, the provider streams, the
-audio link and the ESL socket (asserted by tests/e2e/test_agent_call.py, test_call_answers_a_question_and_cleans_up_after_hangup). If anything fails before the
-conversation starts, the session returns without hanging up: FreeSWITCH then runs the dialplan's next action,
-the shop's fallback, so a caller never hears dead air.
+audio link and the ESL socket (asserted by tests/e2e/test_agent_call.py,
+test_call_answers_a_question_and_cleans_up_after_hangup). If anything fails before the conversation starts,
+the session returns without hanging up: FreeSWITCH then runs the dialplan's next action, the shop's fallback,
+so a caller never hears dead air.
 """
 
 from __future__ import annotations
