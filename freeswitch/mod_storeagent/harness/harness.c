@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "sa_call.h"
+#include "sa_ws.h"
 #include "wav.h"
 
 typedef struct {
@@ -131,7 +132,8 @@ int main(int argc, char **argv)
     }
     sa_call_stats_t st;
     sa_call_stats(call, &st);
-    sa_call_free(call); /* joins the websocket thread: no event can arrive after this */
+    sa_call_free(call); /* detaches from the websocket: no event can arrive after this */
+    sa_ws_shutdown();
     if (played) fclose(played);
 
     json_t *rep = json_pack("{s:b, s:b, s:b, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

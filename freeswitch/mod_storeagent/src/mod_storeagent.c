@@ -1,11 +1,13 @@
 /* mod_storeagent: FreeSWITCH glue only (DESIGN.md principle 10). Audio, protocol and websocket live in the sa_*
- * core; this file wires it to a channel: a READ media bug feeds caller audio up, a writer thread on its own 20 ms
- * clock writes agent speech with switch_core_session_write_frame (WRITE_REPLACE bugs stall when the caller's RTP
- * stops, measured on 1.10.12), and storeagent::* events report the stream. See README.md: it is the contract.
+ * core; this file wires it to a channel: a READ media bug feeds caller audio up, one module-wide clock thread
+ * writes every call's agent speech with switch_core_session_write_frame on a 20 ms absolute clock (WRITE_REPLACE
+ * bugs stall when the caller's RTP stops, measured on 1.10.12), and storeagent::* events report the stream.
+ * See README.md: it is the contract (thread model there).
  *
- * Lifetime: the per-call context is malloc'd (not from the session pool) and freed only by its writer thread,
- * after the media bug has closed and no API call holds it. The writer and websocket threads reach the session
- * only through switch_core_session_locate + rwunlock. CLOSE never blocks: it runs under the session's bug lock. */
+ * Lifetime: the per-call context is malloc'd (not from the session pool) and freed only by the clock thread, after
+ * the media bug has closed and no API call holds it. The stream holds a read lock on its session from start to
+ * that point, so the clock never looks the session up (no global session-hash lock per tick). CLOSE never blocks:
+ * it runs under the session's bug lock. */
 #include <switch.h>
 
 #include <pthread.h>
@@ -28,21 +30,31 @@ SWITCH_MODULE_DEFINITION(mod_storeagent, mod_storeagent_load, mod_storeagent_shu
 
 static const char *const subclasses[] = {SA_EV_CONNECT_NAME, SA_EV_DISCONNECT_NAME, SA_EV_ERROR_NAME, SA_EV_MARK_NAME};
 
+typedef struct sa_ctx sa_ctx_t;
+
 static struct {
-    switch_mutex_t *lock; /* context handoff between the channel, API calls and writer threads */
-    int writers;          /* writer threads alive (guarded by lock) */
+    switch_mutex_t *lock; /* context handoff between the channel and API calls; never taken by the clock */
+    int streams;          /* contexts not yet freed (atomic) */
+    sa_ctx_t *incoming;   /* new streams for the clock (lock-free stack) */
+    int clock_stop;       /* atomic */
+    pthread_t clock;
+    int clock_running;
     unsigned prebuffer_ms, max_buffer_ms, stats_ms, connect_timeout_s, ping_ms, ping_timeout_ms;
 } globals;
 
-typedef struct {
+struct sa_ctx {
     char uuid[SWITCH_UUID_FORMATTED_LENGTH + 32];
+    switch_core_session_t *session; /* read-locked by the stream from start until freed */
+    sa_ctx_t *next;          /* clock thread's list, or the incoming stack */
+    int ending;              /* clock thread only: stopped writing, waiting for CLOSE and API refs */
+    unsigned waited_ticks;   /* clock thread only */
     sa_call_t *call;
     unsigned rate;           /* the channel's read rate: L16 in and out of the core at this rate */
-    switch_memory_pool_t *pool; /* owns the L16 codec; destroyed by the writer thread */
+    switch_memory_pool_t *pool; /* owns the L16 codec; destroyed by the clock thread */
     switch_codec_t codec;
-    int api_refs;            /* API calls using `call` right now (guarded by globals.lock) */
-    int bug_closed;          /* CLOSE ran: the channel no longer points here (guarded by globals.lock) */
-} sa_ctx_t;
+    int api_refs;            /* API calls using `call` right now (written under globals.lock, read atomically) */
+    int bug_closed;          /* CLOSE ran: the channel no longer points here (as api_refs) */
+};
 
 /* ------------------------------------------------------------------------------------------------ events */
 static void fire(sa_ctx_t *ctx, const char *subclass, const sa_event_t *ev)
@@ -132,11 +144,11 @@ static switch_bool_t bug_callback(switch_media_bug_t *bug, void *user_data, swit
         sa_call_drain(ctx->call, bug_read_frame, bug);
         break;
     case SWITCH_ABC_TYPE_CLOSE: {
-        /* Hangup, `stop`, or the writer removing us: detach from the channel; the writer thread frees. */
+        /* Hangup, `stop`, or the clock removing us: detach from the channel; the clock thread frees. */
         switch_core_session_t *session = switch_core_media_bug_get_session(bug);
         switch_mutex_lock(globals.lock);
         switch_channel_set_private(switch_core_session_get_channel(session), SA_NAME, NULL);
-        ctx->bug_closed = 1;
+        __atomic_store_n(&ctx->bug_closed, 1, __ATOMIC_RELEASE);
         switch_mutex_unlock(globals.lock);
         break;
     }
@@ -146,56 +158,88 @@ static switch_bool_t bug_callback(switch_media_bug_t *bug, void *user_data, swit
     return SWITCH_TRUE;
 }
 
-/* ------------------------------------------------------------------------------------- writer thread */
+/* -------------------------------------------------------------------------------------- clock thread */
 static int done_with_ctx(sa_ctx_t *ctx)
 {
-    switch_mutex_lock(globals.lock);
-    int done = ctx->bug_closed && ctx->api_refs == 0;
-    switch_mutex_unlock(globals.lock);
-    return done;
+    /* bug_closed is stored after the last API ref was taken (both under globals.lock): read it first */
+    return __atomic_load_n(&ctx->bug_closed, __ATOMIC_ACQUIRE) && !__atomic_load_n(&ctx->api_refs, __ATOMIC_ACQUIRE);
 }
 
 static void ctx_free(sa_ctx_t *ctx)
 {
-    sa_call_free(ctx->call); /* joins the websocket thread: its last events fire before this returns */
+    sa_call_free(ctx->call); /* detaches from the websocket: its last events fire before this returns */
     if (switch_core_codec_ready(&ctx->codec)) switch_core_codec_destroy(&ctx->codec);
     if (ctx->pool) switch_core_destroy_memory_pool(&ctx->pool);
     free(ctx);
 }
 
-static void *writer_main(void *arg)
+/* One call's 20 ms tick on the clock thread. Returns 0 once the context can be freed. Never waits. */
+static int tick_one(sa_ctx_t *ctx, int16_t *pcm)
 {
-    sa_ctx_t *ctx = arg;
+    switch_channel_t *channel = switch_core_session_get_channel(ctx->session);
+    if (!ctx->ending) {
+        if (__atomic_load_n(&ctx->bug_closed, __ATOMIC_ACQUIRE) || sa_call_closed(ctx->call) ||
+            switch_channel_down(channel)) {
+            /* The websocket closed (agent gone) or the channel is going: stop playing into the call at once, so
+             * the dialplan's fallback is heard alone, and drop the bug if the channel still has it (CLOSE runs
+             * inside the remove, on this thread). */
+            ctx->ending = 1;
+            if (!__atomic_load_n(&ctx->bug_closed, __ATOMIC_ACQUIRE))
+                switch_core_media_bug_remove_callback(ctx->session, bug_callback);
+        } else {
+            size_t n = ctx->rate / 50;
+            sa_call_tick(ctx->call, pcm, n); /* uplink cadence, playout, mark reports: every tick */
+            if (switch_channel_media_ready(channel)) {
+                /* Silence too: RTP must keep flowing to the carrier while the agent is quiet. */
+                switch_frame_t frame = {0};
+                frame.codec = &ctx->codec;
+                frame.data = pcm;
+                frame.datalen = (uint32_t)(n * 2);
+                frame.buflen = SA_MAX_FRAME * 2;
+                frame.samples = (uint32_t)n;
+                frame.rate = ctx->rate;
+                frame.channels = 1;
+                switch_core_session_write_frame(ctx->session, &frame, SWITCH_IO_FLAG_NONE, 0);
+            }
+            return 1;
+        }
+    }
+    if (!done_with_ctx(ctx)) {
+        if (++ctx->waited_ticks == 500) /* 10 s: a session that never closes our bug is a FreeSWITCH bug */
+            switch_log_printf(SWITCH_CHANNEL_UUID_LOG(ctx->uuid), SWITCH_LOG_WARNING, "waiting for media bug close\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* Every call's playout on one absolute 20 ms clock. The per-tick path takes no module-wide lock: new streams
+ * arrive on a lock-free stack, the live list belongs to this thread, and each call's core has its own locks. */
+static void *clock_main(void *arg)
+{
+    (void)arg;
+    sa_ctx_t *live = NULL;
     int16_t pcm[SA_MAX_FRAME];
-    size_t n = ctx->rate / 50;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
-    for (;;) {
-        switch_mutex_lock(globals.lock);
-        int closed = ctx->bug_closed;
-        switch_mutex_unlock(globals.lock);
-        if (closed || sa_call_closed(ctx->call)) break;
-        sa_call_tick(ctx->call, pcm, n); /* uplink cadence, playout, mark reports: every tick */
-        switch_core_session_t *session = switch_core_session_locate(ctx->uuid);
-        if (!session) break;
-        switch_channel_t *channel = switch_core_session_get_channel(session);
-        if (switch_channel_down(channel)) {
-            switch_core_session_rwunlock(session);
-            break;
+    while (!__atomic_load_n(&globals.clock_stop, __ATOMIC_ACQUIRE) || live ||
+           __atomic_load_n(&globals.incoming, __ATOMIC_ACQUIRE)) {
+        for (sa_ctx_t *in = __atomic_exchange_n(&globals.incoming, NULL, __ATOMIC_ACQ_REL); in;) {
+            sa_ctx_t *n = in->next;
+            in->next = live;
+            live = in;
+            in = n;
         }
-        if (switch_channel_media_ready(channel)) {
-            /* Silence too: RTP must keep flowing to the carrier while the agent is quiet. */
-            switch_frame_t frame = {0};
-            frame.codec = &ctx->codec;
-            frame.data = pcm;
-            frame.datalen = (uint32_t)(n * 2);
-            frame.buflen = sizeof(pcm);
-            frame.samples = (uint32_t)n;
-            frame.rate = ctx->rate;
-            frame.channels = 1;
-            switch_core_session_write_frame(session, &frame, SWITCH_IO_FLAG_NONE, 0);
+        for (sa_ctx_t **pp = &live; *pp;) {
+            sa_ctx_t *ctx = *pp;
+            if (tick_one(ctx, pcm)) {
+                pp = &ctx->next;
+                continue;
+            }
+            *pp = ctx->next;
+            switch_core_session_rwunlock(ctx->session);
+            ctx_free(ctx);
+            __atomic_sub_fetch(&globals.streams, 1, __ATOMIC_ACQ_REL);
         }
-        switch_core_session_rwunlock(session);
         next.tv_nsec += 20 * 1000 * 1000;
         if (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
         struct timespec now;
@@ -203,23 +247,16 @@ static void *writer_main(void *arg)
         if (now.tv_sec > next.tv_sec + 1) next = now; /* stalled over a second: resync, do not burst */
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {}
     }
-    /* The websocket closed (agent gone) or the channel is going: stop playing into the call at once, so the
-     * dialplan's fallback is heard alone, and drop the bug if the channel still has it. */
-    switch_core_session_t *session = switch_core_session_locate(ctx->uuid);
-    if (session) {
-        switch_core_media_bug_remove_callback(session, bug_callback);
-        switch_core_session_rwunlock(session);
-    }
-    for (int waited = 0; !done_with_ctx(ctx); waited++) {
-        if (waited == 500) /* 10 s: a session that never closes our bug is a FreeSWITCH bug; keep waiting */
-            switch_log_printf(SWITCH_CHANNEL_UUID_LOG(ctx->uuid), SWITCH_LOG_WARNING, "waiting for media bug close\n");
-        switch_yield(20000);
-    }
-    ctx_free(ctx);
-    switch_mutex_lock(globals.lock);
-    globals.writers--;
-    switch_mutex_unlock(globals.lock);
     return NULL;
+}
+
+static void clock_adopt(sa_ctx_t *ctx)
+{
+    __atomic_add_fetch(&globals.streams, 1, __ATOMIC_ACQ_REL);
+    sa_ctx_t *head = __atomic_load_n(&globals.incoming, __ATOMIC_RELAXED);
+    do {
+        ctx->next = head;
+    } while (!__atomic_compare_exchange_n(&globals.incoming, &head, ctx, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
 /* --------------------------------------------------------------------------------------------------- API */
@@ -265,43 +302,34 @@ static const char *start_stream(switch_core_session_t *session, const sa_args_t 
         ctx_free(ctx);
         return "cannot add the media bug";
     }
-    pthread_t tid;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int thread_ok = sa_call_start(ctx->call, err, errlen) == 0;
-    if (thread_ok) {
-        switch_mutex_lock(globals.lock);
-        globals.writers++;
-        switch_mutex_unlock(globals.lock);
-        if (pthread_create(&tid, &attr, writer_main, ctx) != 0) {
-            switch_mutex_lock(globals.lock);
-            globals.writers--;
-            switch_mutex_unlock(globals.lock);
-            snprintf(err, errlen, "cannot start the writer thread");
-            thread_ok = 0;
-        }
+    /* The stream's own read lock: the clock uses the session without a lookup; released when the context is freed. */
+    if (switch_core_session_read_lock(session) != SWITCH_STATUS_SUCCESS) {
+        switch_core_media_bug_remove(session, &bug); /* CLOSE detaches the context; nobody else has seen it */
+        ctx_free(ctx);
+        return "channel is going away";
     }
-    pthread_attr_destroy(&attr);
-    if (!thread_ok) { /* CLOSE runs inside remove and detaches the context; nobody else has seen it */
+    ctx->session = session;
+    if (sa_call_start(ctx->call, err, errlen) != 0) {
         switch_core_media_bug_remove(session, &bug);
+        switch_core_session_rwunlock(session);
         ctx_free(ctx);
         return err;
     }
+    clock_adopt(ctx);
     return NULL;
 }
 
-/* Runs `fn` on the channel's live context, holding an API reference so the writer cannot free it meanwhile. */
+/* Runs `fn` on the channel's live context, holding an API reference so the clock cannot free it meanwhile. */
 static int with_ctx(switch_core_session_t *session, void (*fn)(sa_call_t *))
 {
     switch_mutex_lock(globals.lock);
     sa_ctx_t *ctx = switch_channel_get_private(switch_core_session_get_channel(session), SA_NAME);
-    if (ctx) ctx->api_refs++;
+    if (ctx) __atomic_add_fetch(&ctx->api_refs, 1, __ATOMIC_ACQ_REL);
     switch_mutex_unlock(globals.lock);
     if (!ctx) return 0;
     fn(ctx->call);
     switch_mutex_lock(globals.lock);
-    ctx->api_refs--;
+    __atomic_sub_fetch(&ctx->api_refs, 1, __ATOMIC_ACQ_REL);
     switch_mutex_unlock(globals.lock);
     return 1;
 }
@@ -377,6 +405,12 @@ SWITCH_MODULE_LOAD_FUNCTION(mod_storeagent_load)
     switch_mutex_init(&globals.lock, SWITCH_MUTEX_NESTED, pool);
     load_config();
     sa_ws_set_log(lws_log);
+    if (pthread_create(&globals.clock, NULL, clock_main, NULL) != 0) {
+        switch_log_printf(SWITCH_CHANNEL_LOG, SWITCH_LOG_ERROR, "cannot start the playout clock thread\n");
+        for (size_t i = 0; i < sizeof(subclasses) / sizeof(subclasses[0]); i++) switch_event_free_subclass(subclasses[i]);
+        return SWITCH_STATUS_TERM;
+    }
+    globals.clock_running = 1;
     *module_interface = switch_loadable_module_create_module_interface(pool, modname);
     switch_api_interface_t *api = NULL;
     SWITCH_ADD_API(api, "uuid_storeagent", "Stream call audio to the StoreAgent agent", uuid_storeagent_api,
@@ -389,19 +423,23 @@ SWITCH_MODULE_LOAD_FUNCTION(mod_storeagent_load)
 
 SWITCH_MODULE_SHUTDOWN_FUNCTION(mod_storeagent_shutdown)
 {
-    /* Calls still streaming hold writer threads that use this code: wait for them (hangups end them). */
+    /* Streams still live run this code on the clock thread: wait for them (hangups end them). */
     for (int i = 0; i < 500; i++) {
-        switch_mutex_lock(globals.lock);
-        int writers = globals.writers;
-        switch_mutex_unlock(globals.lock);
-        if (!writers) break;
+        int streams = __atomic_load_n(&globals.streams, __ATOMIC_ACQUIRE);
+        if (!streams) break;
         if (i == 499) {
             switch_log_printf(SWITCH_CHANNEL_LOG, SWITCH_LOG_ERROR, "%d streams still active; refusing to unload\n",
-                              writers);
+                              streams);
             return SWITCH_STATUS_FALSE;
         }
         switch_yield(20000);
     }
+    if (globals.clock_running) {
+        __atomic_store_n(&globals.clock_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(globals.clock, NULL);
+        globals.clock_running = 0;
+    }
+    sa_ws_shutdown(); /* the websocket service thread, after every connection was destroyed */
     switch_console_set_complete("del uuid_storeagent");
     sa_ws_set_log(NULL);
     for (size_t i = 0; i < sizeof(subclasses) / sizeof(subclasses[0]); i++) switch_event_free_subclass(subclasses[i]);

@@ -20,23 +20,53 @@ struct sa_ws {
     sa_ws_handlers_t h;
     sa_ws_url_t url;
     char auth[600];
-    unsigned connect_timeout_s, ping_ms, ping_timeout_ms;
+    unsigned ping_ms, ping_timeout_ms;
     size_t max_queue_bytes, max_text_bytes;
-    lws_usec_t last_rx_us; /* service thread only: last data or pong from the peer */
-    int ping_due;          /* service thread only */
-    struct lws_context *ctx;
-    struct lws *wsi; /* service thread only */
-    pthread_t thread;
-    pthread_mutex_t lock; /* guards the queue, closing, closed, stats */
-    sa_qmsg_t *q_head, *q_tail;
-    size_t q_bytes;
-    int closing, closed, opened, close_code;
-    char close_reason[128];
-    char *text; /* incoming text message being reassembled (service thread only) */
+    /* service thread only */
+    struct lws *wsi;
+    lws_usec_t last_rx_us; /* last data or pong from the peer */
+    int ping_due, connect_tried, gone; /* gone: no wsi now and never again */
+    char *text; /* incoming text message being reassembled */
     size_t text_len;
     int text_oversize;
+    /* handlers run holding cb_lock; sa_ws_destroy takes it to detach, so none runs after destroy returns */
+    pthread_mutex_t cb_lock;
+    int cb_detached;
+    pthread_mutex_t lock; /* guards the queue, the flags below, stats */
+    sa_qmsg_t *q_head, *q_tail;
+    size_t q_bytes;
+    int closing, closed, opened, detached, close_code;
+    char close_reason[128];
     sa_ws_stats_t st;
+    /* attention stack (lock-free, many producers, the service thread consumes) */
+    struct sa_ws *attn_next;
+    int attn;
 };
+
+/* One lws context and one service thread for every connection: started on first connect, stopped by
+ * sa_ws_shutdown. Other threads never call lws except lws_cancel_service; they push the connection on the
+ * attention stack and the service thread does the lws work. */
+static struct {
+    pthread_mutex_t lock; /* start / stop only: never on the send path */
+    struct lws_context *ctx;
+    pthread_t thread;
+    int running, stopping;
+    sa_ws_t *attn;
+} hub = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, NULL};
+
+static void ws_free(sa_ws_t *ws);
+
+/* Asks the service thread to look at ws. Only the first push onto an empty stack wakes it: one wake-up per
+ * service round whatever the number of calls. */
+static void attention(sa_ws_t *ws)
+{
+    if (__atomic_exchange_n(&ws->attn, 1, __ATOMIC_ACQ_REL)) return; /* queued already: it will see our change */
+    sa_ws_t *head = __atomic_load_n(&hub.attn, __ATOMIC_RELAXED);
+    do {
+        ws->attn_next = head;
+    } while (!__atomic_compare_exchange_n(&hub.attn, &head, ws, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    if (!head) lws_cancel_service(hub.ctx); /* wakes the service thread: LWS_CALLBACK_EVENT_WAIT_CANCELLED */
+}
 
 static int set_err(char *err, size_t errlen, const char *what)
 {
@@ -120,7 +150,7 @@ static int enqueue(sa_ws_t *ws, int binary, const void *data, size_t len)
     ws->q_tail = m;
     ws->q_bytes += len;
     pthread_mutex_unlock(&ws->lock);
-    lws_cancel_service(ws->ctx); /* wakes the service thread: LWS_CALLBACK_EVENT_WAIT_CANCELLED */
+    attention(ws);
     return 0;
 }
 
@@ -150,24 +180,41 @@ int sa_ws_send_text(sa_ws_t *ws, const char *text, size_t len) { return enqueue(
 int sa_ws_send_binary(sa_ws_t *ws, const void *data, size_t len) { return enqueue(ws, 1, data, len); }
 
 /* ------------------------------------------------------------------------------------------ lws callback */
+/* Handlers run under cb_lock and not at all once sa_ws_destroy detached them. */
+#define DISPATCH(ws, fn, ...)                                                                                   \
+    do {                                                                                                        \
+        pthread_mutex_lock(&(ws)->cb_lock);                                                                     \
+        if (!(ws)->cb_detached && (ws)->h.fn) (ws)->h.fn((ws)->h.ud, __VA_ARGS__);                              \
+        pthread_mutex_unlock(&(ws)->cb_lock);                                                                   \
+    } while (0)
+
 static void finish(sa_ws_t *ws, int code, const char *reason)
 {
     pthread_mutex_lock(&ws->lock);
-    int already = ws->closed;
+    int already = ws->closed, opened = ws->opened;
     ws->closed = 1;
     if (!already) {
         ws->close_code = code;
         snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
     }
     pthread_mutex_unlock(&ws->lock);
-    ws->wsi = NULL;
-    if (!already && ws->h.on_close) ws->h.on_close(ws->h.ud, ws->opened, code, ws->close_reason);
+    if (!already) DISPATCH(ws, on_close, opened, code, ws->close_reason);
+}
+
+/* Service thread: frees a destroyed connection once lws holds no reference to it and it is off the stack. */
+static int maybe_free(sa_ws_t *ws)
+{
+    pthread_mutex_lock(&ws->lock);
+    int can = ws->detached && ws->gone && !__atomic_load_n(&ws->attn, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&ws->lock);
+    if (can) ws_free(ws);
+    return can;
 }
 
 static void on_receive(sa_ws_t *ws, struct lws *wsi, const void *in, size_t len)
 {
     if (lws_frame_is_binary(wsi)) {
-        if (ws->h.on_binary && len) ws->h.on_binary(ws->h.ud, in, len);
+        if (len) DISPATCH(ws, on_binary, in, len);
         return;
     }
     if (lws_is_first_fragment(wsi)) { ws->text_len = 0; ws->text_oversize = 0; }
@@ -182,9 +229,9 @@ static void on_receive(sa_ws_t *ws, struct lws *wsi, const void *in, size_t len)
         pthread_mutex_lock(&ws->lock);
         ws->st.oversize_text++;
         pthread_mutex_unlock(&ws->lock);
-    } else if (ws->h.on_text) {
+    } else {
         ws->text[ws->text_len] = '\0';
-        ws->h.on_text(ws->h.ud, ws->text, ws->text_len);
+        DISPATCH(ws, on_text, ws->text, ws->text_len);
     }
     ws->text_len = 0;
 }
@@ -231,10 +278,74 @@ static unsigned timer_ms(const sa_ws_t *ws)
     return t < 20 ? 20 : t;
 }
 
+static const struct lws_protocols protocols[];
+
+static void start_connect(sa_ws_t *ws)
+{
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = hub.ctx;
+    ci.address = ws->url.host;
+    ci.port = ws->url.port;
+    ci.path = ws->url.path;
+    ci.host = ws->url.host;
+    ci.origin = ws->url.host;
+    ci.ssl_connection = ws->url.tls ? LCCSCF_USE_SSL : 0;
+    ci.protocol = NULL; /* no subprotocol: the agent endpoint does not negotiate one */
+    ci.local_protocol_name = protocols[0].name;
+    ci.ietf_version_or_minus_one = -1;
+    ci.opaque_user_data = ws;
+    ci.pwsi = &ws->wsi;
+    if (!lws_client_connect_via_info(&ci)) {
+        /* lws reported CONNECTION_ERROR already, or nothing: either way there is no wsi now */
+        ws->wsi = NULL;
+        ws->gone = 1;
+        finish(ws, -1, "connect failed to start");
+    }
+}
+
+/* Service thread: what other threads asked for (connect, data to send, close) since the last round. */
+static void service_attention(void)
+{
+    sa_ws_t *ws = __atomic_exchange_n(&hub.attn, NULL, __ATOMIC_ACQ_REL);
+    while (ws) {
+        sa_ws_t *next = ws->attn_next;
+        __atomic_store_n(&ws->attn, 0, __ATOMIC_RELEASE); /* before reading its state: later changes re-push */
+        pthread_mutex_lock(&ws->lock);
+        int closing = ws->closing, opened = ws->opened, closed = ws->closed;
+        int queued = ws->q_head != NULL;
+        pthread_mutex_unlock(&ws->lock);
+        if (!ws->connect_tried) {
+            ws->connect_tried = 1;
+            if (closing) {
+                ws->gone = 1;
+                finish(ws, -1, "stopped before connecting");
+            } else {
+                start_connect(ws);
+            }
+        } else if (ws->wsi && !closed) {
+            if (closing && !opened) { /* still connecting: nothing to flush, drop it now */
+                lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+                finish(ws, -1, "stopped before connecting");
+            } else if (opened && (closing || queued || ws->ping_due)) {
+                lws_callback_on_writable(ws->wsi);
+            }
+        } else if (ws->wsi && closing) { /* closed by the peer, not yet destroyed: hurry it */
+            lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        }
+        maybe_free(ws);
+        ws = next;
+    }
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     (void)user;
-    sa_ws_t *ws = lws_context_user(lws_get_context(wsi));
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) { /* not about one connection: another thread asked */
+        service_attention();
+        return 0;
+    }
+    sa_ws_t *ws = wsi ? lws_get_opaque_user_data(wsi) : NULL;
     if (!ws) return 0;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
@@ -246,10 +357,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        pthread_mutex_lock(&ws->lock);
         ws->opened = 1;
+        pthread_mutex_unlock(&ws->lock);
         ws->last_rx_us = lws_now_usecs();
         if (ws->ping_ms || ws->ping_timeout_ms) lws_set_timer_usecs(wsi, (lws_usec_t)timer_ms(ws) * 1000);
-        if (ws->h.on_open) ws->h.on_open(ws->h.ud);
+        pthread_mutex_lock(&ws->cb_lock);
+        if (!ws->cb_detached && ws->h.on_open) ws->h.on_open(ws->h.ud);
+        pthread_mutex_unlock(&ws->cb_lock);
         lws_callback_on_writable(wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -282,30 +397,29 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (len >= 2) {
             const unsigned char *b = in;
+            pthread_mutex_lock(&ws->lock);
             ws->close_code = b[0] << 8 | b[1];
+            pthread_mutex_unlock(&ws->lock);
         }
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         finish(ws, -1, in && len ? (const char *)in : (in ? (const char *)in : "connection failed"));
         break;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        finish(ws, ws->close_code ? ws->close_code : 1006, ws->close_code ? "closed" : "closed without close frame");
+    case LWS_CALLBACK_CLIENT_CLOSED: {
+        pthread_mutex_lock(&ws->lock);
+        int code = ws->close_code;
+        pthread_mutex_unlock(&ws->lock);
+        finish(ws, code ? code : 1006, code ? "closed" : "closed without close frame");
         break;
+    }
     case LWS_CALLBACK_WSI_DESTROY:
-        /* A connection killed while still connecting gets no CONNECTION_ERROR in every lws version. */
-        if (wsi == ws->wsi) finish(ws, -1, ws->closing ? "stopped before connecting" : "connection destroyed");
-        break;
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        /* Another thread queued data or asked to close. */
-        if (ws->wsi) {
-            pthread_mutex_lock(&ws->lock);
-            int closing = ws->closing;
-            pthread_mutex_unlock(&ws->lock);
-            /* Still connecting: nothing to flush, close it now (it is not the wsi being serviced here). */
-            if (closing && !ws->opened) lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
-            else if (ws->opened) lws_callback_on_writable(ws->wsi);
-            if (closing && !ws->opened) finish(ws, -1, "stopped before connecting");
-        }
+        /* The last callback for this wsi. A connection killed while still connecting gets no CONNECTION_ERROR in
+         * every lws version: finish covers it. */
+        lws_set_opaque_user_data(wsi, NULL);
+        ws->wsi = NULL;
+        ws->gone = 1;
+        finish(ws, -1, "connection destroyed");
+        maybe_free(ws);
         break;
     default:
         break;
@@ -318,34 +432,11 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static int is_done(sa_ws_t *ws)
-{
-    pthread_mutex_lock(&ws->lock);
-    int done = ws->closed;
-    pthread_mutex_unlock(&ws->lock);
-    return done;
-}
-
 static void *service_main(void *arg)
 {
-    sa_ws_t *ws = arg;
-    struct lws_client_connect_info ci;
-    memset(&ci, 0, sizeof(ci));
-    ci.context = ws->ctx;
-    ci.address = ws->url.host;
-    ci.port = ws->url.port;
-    ci.path = ws->url.path;
-    ci.host = ws->url.host;
-    ci.origin = ws->url.host;
-    ci.ssl_connection = ws->url.tls ? LCCSCF_USE_SSL : 0;
-    ci.protocol = NULL; /* no subprotocol: the agent endpoint does not negotiate one */
-    ci.local_protocol_name = protocols[0].name;
-    ci.ietf_version_or_minus_one = -1;
-    ci.pwsi = &ws->wsi;
-    if (!lws_client_connect_via_info(&ci)) finish(ws, -1, "connect failed to start");
-    while (!is_done(ws))
-        if (lws_service(ws->ctx, 0) < 0) break;
-    finish(ws, -1, "service loop failed");
+    (void)arg;
+    while (!__atomic_load_n(&hub.stopping, __ATOMIC_ACQUIRE))
+        if (lws_service(hub.ctx, 0) < 0) break;
     return NULL;
 }
 
@@ -364,6 +455,66 @@ void sa_ws_set_log(void (*emit)(int level, const char *line))
     log_emit = emit;
     __atomic_store_n(&log_configured, 1, __ATOMIC_RELEASE);
     lws_set_log_level(LLL_ERR | LLL_WARN, emit ? log_trampoline : NULL);
+}
+
+/* Under hub.lock. The first connection's connect timeout is the context's (the module passes one value). */
+static int hub_start(unsigned connect_timeout_s)
+{
+    if (hub.running) return 0;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.connect_timeout_secs = connect_timeout_s;
+    info.timeout_secs = connect_timeout_s;
+    info.fd_limit_per_thread = SA_WS_MAX_CONNECTIONS + 16; /* not the process fd limit (huge tables) */
+    info.count_threads = 1;
+    /* OpenSSL is initialised here, once per process, not per call; wss:// needs the client TLS context. */
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    hub.ctx = lws_create_context(&info);
+    if (!hub.ctx) return -1;
+    hub.stopping = 0;
+    if (pthread_create(&hub.thread, NULL, service_main, NULL) != 0) {
+        lws_context_destroy(hub.ctx);
+        hub.ctx = NULL;
+        return -1;
+    }
+    hub.running = 1;
+    return 0;
+}
+
+void sa_ws_shutdown(void)
+{
+    pthread_mutex_lock(&hub.lock);
+    if (hub.running) {
+        __atomic_store_n(&hub.stopping, 1, __ATOMIC_RELEASE);
+        lws_cancel_service(hub.ctx);
+        pthread_join(hub.thread, NULL);
+        /* Destroys the wsis still closing; their WSI_DESTROY frees the connections already destroyed. */
+        lws_context_destroy(hub.ctx);
+        hub.ctx = NULL;
+        sa_ws_t *ws = __atomic_exchange_n(&hub.attn, NULL, __ATOMIC_ACQ_REL);
+        while (ws) {
+            sa_ws_t *next = ws->attn_next;
+            __atomic_store_n(&ws->attn, 0, __ATOMIC_RELEASE);
+            ws->gone = 1; /* no context, no wsi */
+            maybe_free(ws);
+            ws = next;
+        }
+        hub.running = 0;
+    }
+    pthread_mutex_unlock(&hub.lock);
+}
+
+static void ws_free(sa_ws_t *ws)
+{
+    free_queue(ws);
+    pthread_mutex_destroy(&ws->lock);
+    pthread_mutex_destroy(&ws->cb_lock);
+    free(ws->text);
+    free(ws);
 }
 
 static sa_ws_t *create(const sa_ws_config_t *cfg, const sa_ws_handlers_t *h, char *err, size_t errlen)
@@ -390,7 +541,6 @@ static sa_ws_t *create(const sa_ws_config_t *cfg, const sa_ws_handlers_t *h, cha
         }
     }
     ws->h = *h;
-    ws->connect_timeout_s = cfg->connect_timeout_s;
     ws->ping_ms = cfg->ping_interval_ms;
     ws->ping_timeout_ms = cfg->ping_timeout_ms;
     ws->max_queue_bytes = cfg->max_queue_bytes;
@@ -402,33 +552,27 @@ static sa_ws_t *create(const sa_ws_config_t *cfg, const sa_ws_handlers_t *h, cha
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
-    info.user = ws;
-    info.gid = -1;
-    info.uid = -1;
-    info.connect_timeout_secs = cfg->connect_timeout_s;
-    info.timeout_secs = cfg->connect_timeout_s;
-    info.fd_limit_per_thread = 8; /* one connection per context: do not size tables for the process fd limit */
-    if (ws->url.tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    ws->ctx = lws_create_context(&info);
-    if (!ws->ctx) {
+    if (pthread_mutex_init(&ws->cb_lock, NULL) != 0) {
         pthread_mutex_destroy(&ws->lock);
-        free(ws->text);
-        free(ws);
-        set_err(err, errlen, "websocket context could not be created");
-        return NULL;
-    }
-    if (cfg->first_text && enqueue(ws, 0, cfg->first_text, strlen(cfg->first_text)) != 0) {
-        lws_context_destroy(ws->ctx);
-        pthread_mutex_destroy(&ws->lock);
-        free_queue(ws);
         free(ws->text);
         free(ws);
         set_err(err, errlen, "out of memory");
         return NULL;
+    }
+    if (cfg->first_text) {
+        size_t len = strlen(cfg->first_text);
+        sa_qmsg_t *m = malloc(sizeof(*m) + LWS_PRE + len);
+        if (!m) {
+            ws_free(ws);
+            set_err(err, errlen, "out of memory");
+            return NULL;
+        }
+        m->next = NULL;
+        m->binary = 0;
+        m->len = len;
+        memcpy(m->data + LWS_PRE, cfg->first_text, len);
+        ws->q_head = ws->q_tail = m;
+        ws->q_bytes = len;
     }
     return ws;
 }
@@ -439,19 +583,26 @@ int sa_ws_connect(const sa_ws_config_t *cfg, const sa_ws_handlers_t *h, sa_ws_t 
     sa_ws_t *ws = create(cfg, h, err, errlen);
     *out = ws;
     if (!ws) return -1;
-    if (pthread_create(&ws->thread, NULL, service_main, ws) != 0) {
+    pthread_mutex_lock(&hub.lock);
+    int rc = hub_start(cfg->connect_timeout_s);
+    pthread_mutex_unlock(&hub.lock);
+    if (rc != 0) {
         *out = NULL;
-        lws_context_destroy(ws->ctx);
-        pthread_mutex_destroy(&ws->lock);
-        free_queue(ws);
-        free(ws->text);
-        free(ws);
-        return set_err(err, errlen, "websocket thread could not start");
+        ws_free(ws);
+        return set_err(err, errlen, "websocket service could not start");
     }
+    attention(ws); /* the service thread connects it */
     return 0;
 }
 
-int sa_ws_is_closed(sa_ws_t *ws) { return ws ? is_done(ws) : 1; }
+int sa_ws_is_closed(sa_ws_t *ws)
+{
+    if (!ws) return 1;
+    pthread_mutex_lock(&ws->lock);
+    int done = ws->closed;
+    pthread_mutex_unlock(&ws->lock);
+    return done;
+}
 
 void sa_ws_stats(sa_ws_t *ws, sa_ws_stats_t *out)
 {
@@ -464,14 +615,25 @@ void sa_ws_stats(sa_ws_t *ws, sa_ws_stats_t *out)
 void sa_ws_destroy(sa_ws_t *ws)
 {
     if (!ws) return;
+    /* Detach first: once this returns no handler runs, so the caller may free what they use. A connection that
+     * had not finished reports its close here, once, as it always did. */
+    pthread_mutex_lock(&ws->cb_lock);
     pthread_mutex_lock(&ws->lock);
+    int already = ws->closed, opened = ws->opened;
+    ws->closed = 1;
     ws->closing = 1;
+    if (!already) {
+        ws->close_code = opened ? 1000 : -1;
+        snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", opened ? "stopped" : "stopped before connecting");
+    }
     pthread_mutex_unlock(&ws->lock);
-    lws_cancel_service(ws->ctx);
-    pthread_join(ws->thread, NULL);
-    lws_context_destroy(ws->ctx);
-    free_queue(ws);
-    pthread_mutex_destroy(&ws->lock);
-    free(ws->text);
-    free(ws);
+    if (!already && ws->h.on_close) ws->h.on_close(ws->h.ud, opened, ws->close_code, ws->close_reason);
+    ws->cb_detached = 1;
+    pthread_mutex_unlock(&ws->cb_lock);
+    /* The service thread closes the wsi (close frame when open) and frees ws when lws is done with it. The push
+     * happens under ws->lock so that maybe_free cannot see `detached` before it. */
+    pthread_mutex_lock(&ws->lock);
+    ws->detached = 1;
+    attention(ws);
+    pthread_mutex_unlock(&ws->lock);
 }

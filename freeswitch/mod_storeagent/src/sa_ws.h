@@ -1,5 +1,6 @@
-/* Websocket client transport over libwebsockets: one connection, one lws context and one service thread per call.
- * All handlers run on that service thread. Sending is thread-safe (queue + lws_cancel_service). */
+/* Websocket client transport over libwebsockets: one lws context and one service thread for all the connections
+ * of the process (started on first connect). All handlers run on that service thread and must not block.
+ * Sending is thread-safe and lock-free across connections (per-connection queue + attention stack). */
 #ifndef SA_WS_H
 #define SA_WS_H
 
@@ -58,8 +59,14 @@ int sa_ws_is_closed(sa_ws_t *ws);
 
 void sa_ws_stats(sa_ws_t *ws, sa_ws_stats_t *out);
 
-/* Closes (normal closure), waits for the service thread, frees. on_close has run when this returns. */
+/* Closes (normal closure) and gives the connection to the service thread to free; does not wait for the close
+ * handshake. on_close has run (once) when this returns and no handler runs after it. */
 void sa_ws_destroy(sa_ws_t *ws);
+
+/* Stops the service thread and the context (module unload, end of tests). Every connection destroyed first. */
+void sa_ws_shutdown(void);
+
+#define SA_WS_MAX_CONNECTIONS 4096 /* per process: the context's fd table */
 
 /* Route libwebsockets' own log (process-wide); NULL restores stderr. Level bits are lws LLL_*. */
 void sa_ws_set_log(void (*emit)(int level, const char *line));

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "sa_call.h"
+#include "sa_ws.h"
 
 typedef struct {
     pthread_mutex_t lock;
@@ -119,12 +120,49 @@ static void free_while_connecting_is_clean(void **state)
     assert_true(ev.errors <= 1);
 }
 
+static int threads_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
+static void calls_share_one_service_thread(void **state)
+{
+    (void)state;
+    sa_ws_shutdown();
+    int base = threads_now();
+    assert_true(base > 0);
+    events_t ev = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char err[128];
+    enum { N = 16 };
+    sa_call_t *calls[N];
+    for (int i = 0; i < N; i++) { /* connects that hang: all N are live at once */
+        sa_call_config_t c = config("ws://10.255.255.1:9/v1/calls/call-1/audio", &ev);
+        calls[i] = sa_call_new(&c, err, sizeof(err));
+        assert_non_null(calls[i]);
+        assert_int_equal(sa_call_start(calls[i], err, sizeof(err)), 0);
+    }
+    assert_int_equal(threads_now(), base + 1);
+    for (int i = 0; i < N; i++) sa_call_free(calls[i]);
+    sa_ws_shutdown();
+    assert_int_equal(threads_now(), base);
+    assert_true(ev.errors <= N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rejects_bad_config_naming_the_field),
         cmocka_unit_test(refused_connection_is_an_error_event_and_ticks_keep_going),
         cmocka_unit_test(free_while_connecting_is_clean),
+        cmocka_unit_test(calls_share_one_service_thread),
     };
-    return cmocka_run_group_tests_name("call_ws", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("call_ws", tests, NULL, NULL);
+    sa_ws_shutdown(); /* the shared service thread: after it every destroyed connection is freed (LSan) */
+    return failed;
 }

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "sa_call.h"
+#include "sa_ws.h"
 
 /* -------------------------------------------------------------------------------------------- drain */
 typedef struct {
@@ -335,5 +336,7 @@ int main(void)
         cmocka_unit_test(peer_answering_pings_keeps_the_stream),
         cmocka_unit_test(ping_settings_are_validated),
     };
-    return cmocka_run_group_tests_name("drain_ping", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("drain_ping", tests, NULL, NULL);
+    sa_ws_shutdown(); /* the shared service thread: after it every destroyed connection is freed (LSan) */
+    return failed;
 }
