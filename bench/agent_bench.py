@@ -172,8 +172,8 @@ def main() -> None:
                 break
             best, best_cores = n, max(float(rung["agent_cores"]), 0.01)
             cpu_per_min.append(float(rung["cpu_s_per_call_minute"]))
-        if slip_reason is None and args.ladder:
-            slip_reason = f"none up to {args.ladder[-1]} calls (the ladder's top)"
+        if slip_reason is None:
+            slip_reason = f"none up to {args.ladder[-1]} calls (the ladder's top)" if args.ladder else "no ladder run"
     finally:
         agent.stop()
     result = {

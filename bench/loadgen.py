@@ -233,12 +233,13 @@ class Call:
             else:
                 self.hang_up()
         elif self.step is Step.BARGE_WAIT:
-            if self.playing_since is not None and k - self.playing_since >= BARGE_AFTER_TICKS:
+            # Interrupt while the answer is audibly playing (the last tick played agent audio), so a stall of the
+            # agent does not turn the barge-in into one over silence; an answer that never plays is an error.
+            started = self.playing_since is not None and k - self.playing_since >= BARGE_AFTER_TICKS
+            if started and self.last_active == k - 1:
                 self.result.barge = BargeIn(onset_tick=k, onset_at=scheduled)
                 self.up.extend(INTERRUPTION)  # its first frame goes up on this tick
                 self.enter(Step.AFTER_BARGE, k)
-            elif done_listening:  # the answer ended before it could be interrupted
-                self.enter(Step.LISTENING, k)
         elif self.step is Step.AFTER_BARGE:
             b = self.result.barge
             assert b is not None
