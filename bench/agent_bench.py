@@ -106,6 +106,8 @@ def run_calls(agent: AgentProcess, calls: int, args: argparse.Namespace) -> dict
         "overhead_p50_ms": ms(pct(over, 50)),
         "overhead_p95_ms": ms(pct(over, 95)),
         "overhead_max_ms": ms(max(over) if over else None),
+        # diagnostic: from when the deciding frame was written, i.e. without the generator's own send lateness
+        "overhead_from_send_p95_ms": ms(pct(gen["overhead_from_send_s"], 95)),
         "barge_ins": gen["barge_ins"],
         "barge_in_missed": gen["barge_in_missed"],
         "barge_in_stop_p50_ms": ms(pct(stop, 50)),

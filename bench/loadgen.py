@@ -15,7 +15,8 @@ What is measured (time.monotonic(), system-wide, so the orchestrator can line it
 - overhead per turn = first agent audio byte *received* after the turn ended - T(decision tick) - the injected
   provider delays. The decision tick is the uplink frame on which the agent's turn detector ends the turn:
   the same detector (`TurnDetector`, `WebRtcVad`, the agent's default settings) runs here on the same frames.
-  So the figure holds the uplink websocket, the agent, the downlink websocket and this process's read.
+  So the figure holds the uplink websocket, the agent, the downlink websocket and this process's read, and
+  also this process's own lateness in sending that frame; `overhead_from_send` starts when it was written.
 - barge-in: onset = T(tick of the interruption's first frame).
   clear = `clear` received - onset.
   stop = T(first playout tick from which no more agent audio is played) - onset: the earlier of the first
@@ -97,7 +98,7 @@ class BargeIn:
 
 @dataclass
 class CallResult:
-    overheads: list[float] = field(default_factory=list)  # seconds, injected delays not yet subtracted
+    overheads: list[tuple[float, float]] = field(default_factory=list)  # from tick, from send; s, with delays
     barge: BargeIn | None = None
     underruns: int = 0
     error: str | None = None
@@ -122,7 +123,8 @@ class Call:
         self.quiet = 0
         self.playing_since: int | None = None
         self.last_active = -1
-        self.turn_ended_at: float | None = None  # T(decision tick) of a turn whose reply has not arrived yet
+        # (T(decision tick), when that frame was written) of a turn whose reply has not arrived yet
+        self.turn_ended_at: tuple[float, float] | None = None
         self.result = CallResult()
         self.ws_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,7 +165,7 @@ class Call:
     # ------------------------------------------------------------------ downlink (socket callback)
     def _on_binary(self, data: bytes, now: float) -> None:
         if self.turn_ended_at is not None:
-            self.result.overheads.append(now - self.turn_ended_at)
+            self.result.overheads.append((now - self.turn_ended_at[0], now - self.turn_ended_at[1]))
             self.turn_ended_at = None
         self.playout.write(data)
 
@@ -203,7 +205,7 @@ class Call:
         frame = self.up.popleft() if self.up else SILENCE
         ws.send_binary(frame)
         if isinstance(self.turns.feed(self.vad.is_speech(frame), scheduled), TurnEnd):
-            self.turn_ended_at = scheduled
+            self.turn_ended_at = (scheduled, asyncio.get_running_loop().time())  # the frame just went out
         t = self.playout.next_frame()
         if t.active:
             self.last_active = k
@@ -336,6 +338,7 @@ class Generator:
     def _summary(self, t_first: float, t_end: float) -> dict[str, object]:
         injected = self.args.injected
         overhead: list[float] = []
+        overhead_send: list[float] = []
         stop: list[float] = []
         clear: list[float] = []
         barges = missed = 0
@@ -346,7 +349,8 @@ class Generator:
                 r.error = f"unfinished ({c.step.value})"
             if r.error:
                 errors.append(r.error)
-            overhead += [x - injected for x in r.overheads]
+            overhead += [x - injected for x, _ in r.overheads]
+            overhead_send += [x - injected for _, x in r.overheads]
             b = r.barge
             if b is None:
                 continue
@@ -368,6 +372,7 @@ class Generator:
             "t_first": t_first,
             "t_end": t_end,
             "overhead_s": overhead,
+            "overhead_from_send_s": overhead_send,
             "barge_stop_s": stop,
             "barge_clear_s": clear,
             "barge_ins": barges,
