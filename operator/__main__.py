@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     kopf.run(
         registry=registry,
         clusterwide=not s.namespaces,
-        namespaces=list(s.namespaces),
+        # The dialplan ConfigMaps live in FreeSWITCH's namespace: watched too (StoreAgents there are served
+        # only when listed, see handlers.served).
+        namespaces=sorted({*s.namespaces, s.freeswitch_namespace}) if s.namespaces else [],
         standalone=not s.peering_name,
         peering_name=s.peering_name or None,
         liveness_endpoint=s.liveness_endpoint or None,

@@ -12,7 +12,9 @@ overtake each other (two concurrent patches could land out of order and leave a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,14 +24,20 @@ import aiohttp
 from pydantic import ValidationError
 
 from storeagent.operator import dialplan, model, resources, status
+from storeagent.operator.children import ApplyFailed, ChildWriter, NameInUse, StaleChild, Written
 from storeagent.operator.esl import Reloader
-from storeagent.operator.k8s import Api
+from storeagent.operator.k8s import Api, ApiError
 from storeagent.operator.metrics import OperatorMetrics
 from storeagent.operator.settings import Settings, bridge_template
 from storeagent.operator.shardwriter import ShardWriter
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+DIALPLAN_LABEL = "storeagent.dev/dialplan"
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else ""
 EventPoster = Callable[[Obj, str, str, str], None]  # (object ref, type, reason, message)
 
 
@@ -59,6 +67,13 @@ class ShopState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status_dirty: bool = False
     status_task: asyncio.Task[None] | None = None
+    # Children as this process last wrote them, (kind, name) -> uid and resourceVersion: an event carrying
+    # another resourceVersion is someone else's edit (restored), one without the object a deletion.
+    children: dict[tuple[str, str], Written] = field(default_factory=dict)
+    child_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dialplan_digest: str = ""  # sha256 of the file last written: a shard edit that changed it is restored
+    deleting: bool = False  # finalizer running or foreground deletion: children must not be recreated
+    failure_event: tuple[str, str] | None = None  # last Warning posted for apply_error (no repeats)
 
     @property
     def key(self) -> str:
@@ -87,6 +102,7 @@ class Controller:
         self.post_event = post_event
         self.shops: dict[str, ShopState] = {}
         self.dialplans = ShardWriter(api)
+        self.children = ChildWriter(api)
         # Every shop's number claim, fed by the kopf index handler; ownership is computed once per change of
         # the claims, not once per shop and timer tick (that was O(shops^2) work every stats interval).
         self._claims: dict[str, dialplan.Claim] = {}
@@ -103,7 +119,10 @@ class Controller:
     async def reconcile(self, body: Obj) -> None:
         meta, spec = body["metadata"], body.get("spec") or {}
         st = self.state(meta["namespace"], meta["name"])
+        if st.uid != meta["uid"]:
+            st.children.clear()  # a new StoreAgent of the same name: nothing of the old one is ours
         st.uid = meta["uid"]
+        st.deleting = bool(meta.get("deletionTimestamp"))
         st.observed.generation = meta.get("generation")
         if st.last_status is None:
             st.stored_conditions = list((body.get("status") or {}).get("conditions") or [])
@@ -124,16 +143,63 @@ class Controller:
         st.shop = resources.Shop(st.name, st.namespace, st.uid, parsed)
         st.observed.numbers = tuple(parsed.phone_numbers)
         st.observed.replicas_wanted = parsed.scaling.replicas
-        *support, deployment = resources.desired_all(st.shop, self.settings)
-        # Independent objects in parallel; the Deployment last, so its pods find their ConfigMap and SA.
-        await asyncio.gather(*(self.api.apply(obj) for obj in support))
-        out = await self._apply_deployment(st, deployment)
-        self._observe_deployment(st, out)
-        st.observed.reconciled_generation = st.observed.generation
-        await self.sync_dialplan(st, cascade=True)
+        try:
+            out = await self._write_children(st)
+            self._observe_deployment(st, out)
+            st.observed.reconciled_generation = st.observed.generation
+            await self.sync_dialplan(st, cascade=True)
+        except NameInUse as e:
+            await self._failed(st, "NameInUse", str(e))
+            raise RetryLater(str(e), 60.0) from e  # the other object may be removed by its owner
+        except StaleChild as e:
+            await self._failed(st, "WaitingForGarbageCollection", str(e))
+            raise RetryLater(str(e), 5.0) from e
+        except ApplyFailed as e:
+            await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
+            raise
+        except ApiError as e:  # the dialplan ConfigMap in the operator's namespace
+            await self._failed(st, "DialplanWriteFailed", self._verdict(str(e), e))
+            raise
+        st.observed.apply_error, st.failure_event = None, None
         await self.refresh_status(st)
         if st.observed.dialplan_ok is False:
             raise RetryLater(st.observed.dialplan_message, 15.0)
+
+    @staticmethod
+    def _verdict(message: str, e: ApiError) -> str:
+        if e.retryable:
+            return f"{message} (retrying in {e.delay_s:g} s)"
+        return f"{message} (not retried until the StoreAgent changes)"
+
+    async def _failed(self, st: ShopState, reason: str, message: str) -> None:
+        st.observed.apply_error = (reason, message)
+        await self.refresh_status(st)
+        if st.failure_event != (reason, message):
+            st.failure_event = (reason, message)
+            self.post_event(st.ref(), "Warning", reason, message)
+
+    async def _write_children(self, st: ShopState) -> Obj:
+        """Check every child's name first (nothing is written when one is taken), then write them."""
+        assert st.shop is not None
+        *support, deployment = resources.desired_all(st.shop, self.settings)
+        async with st.child_lock:
+            checks = await asyncio.gather(
+                *(self.children.check(st.children, o, st.name, st.uid) for o in [*support, deployment]),
+                return_exceptions=True)
+            taken = [c for c in checks if isinstance(c, NameInUse)]
+            if len(taken) > 1:
+                raise NameInUse(taken[0].kind, st.namespace, taken[0].name,
+                                "and " + ", ".join(f"{t.kind} {t.name}" for t in taken[1:]) + " too")
+            for c in checks:
+                if isinstance(c, BaseException):
+                    raise c
+            # Independent objects in parallel; the Deployment last, so its pods find their ConfigMap and SA.
+            applied = await asyncio.gather(
+                *(self.children.apply(st.children, o, st.name, st.uid) for o in support), return_exceptions=True)
+            for a in applied:
+                if isinstance(a, BaseException):
+                    raise a
+            return await self._apply_deployment(st, deployment)
 
     # -- number claims ------------------------------------------------------------------------------------
     def set_claim(self, key: str, claim: dialplan.Claim | None) -> None:
@@ -178,7 +244,8 @@ class Controller:
             shard = dialplan.configmap_name(dialplan.shard_of(st.namespace, st.name))
             await self.dialplans.write(
                 self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,
-                {"app.kubernetes.io/managed-by": resources.MANAGED_BY, "storeagent.dev/dialplan": "true"})
+                {"app.kubernetes.io/managed-by": resources.MANAGED_BY, DIALPLAN_LABEL: "true"})
+            st.dialplan_digest = _digest(xml)
             result = await self.reloader.reload()
             self.metrics.dialplan_reload(result.ok)
             o = st.observed
@@ -223,6 +290,7 @@ class Controller:
         """Finalizer: remove the shop's dialplan and reload before the object goes; children go by GC."""
         key = f"{namespace}/{name}"
         st = self.shops.get(key) or ShopState(namespace, name)
+        st.deleting = True
         shard = dialplan.configmap_name(dialplan.shard_of(namespace, name))
         await self.dialplans.write(self.settings.freeswitch_namespace, shard, dialplan.file_key(namespace, name),
                                    None, {})
@@ -249,25 +317,105 @@ class Controller:
         o.deployment_generation_seen = int(s.get("observedGeneration", 0) or 0) >= int(
             dep["metadata"].get("generation", 0) or 0)
 
+    def mark_deleting(self, namespace: str, name: str) -> None:
+        """Deletion started (foreground deletion removes children first): stop restoring them."""
+        if (st := self.shops.get(f"{namespace}/{name}")) is not None:
+            st.deleting = True
+
     async def on_deployment(self, namespace: str, store: str, event_type: str, dep: Obj) -> None:
         st = self.shops.get(f"{namespace}/{store}")
-        if st is None or st.shop is None:
+        if st is None or st.shop is None or dep["metadata"].get("name") != st.name:
             return  # not reconciled by this process yet: its resume handler applies it
         gone = event_type == "DELETED"
         foreign = dep["metadata"].get("generation") != st.deployment_generation
+        if gone:
+            st.children.pop(("Deployment", st.name), None)
         # While our own apply is in flight its events carry a generation we have not learned yet; a hand edit
         # made before our apply is overwritten by it, one made after shows up as a later generation.
-        if not st.applying_deployment and (gone or (foreign and not dep["metadata"].get("deletionTimestamp"))):
-            log.info("deployment %s/%s changed outside the operator (%s): re-applying", namespace, store,
-                     "deleted" if gone else f"generation {dep['metadata'].get('generation')}")
-            dep = await self._apply_deployment(st, resources.desired_deployment(st.shop, self.settings))
+        if (not st.applying_deployment and not st.deleting
+                and (gone or (foreign and not dep["metadata"].get("deletionTimestamp")))):
+            t0 = time.monotonic()
+            try:
+                async with st.child_lock:
+                    dep = await self._apply_deployment(st, resources.desired_deployment(st.shop, self.settings))
+            except NameInUse as e:
+                await self._failed(st, "NameInUse", str(e))
+                return
+            except ApplyFailed as e:
+                await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
+                return
+            self._restored(st, "Deployment", st.name, "deleted" if gone else "edited", t0)
         self._observe_deployment(st, dep)
         await self.refresh_status(st)
 
+    def _restored(self, st: ShopState, kind: str, name: str, why: str, t0: float) -> None:
+        took = time.monotonic() - t0
+        log.info("%s %s/%s %s outside the operator: restored in %.3f s", kind, st.namespace, name, why, took)
+        self.metrics.child_restored(kind)
+
+    async def on_child(self, kind: str, namespace: str, store: str, event_type: str, obj: Obj) -> None:
+        """A ConfigMap, Service, ServiceAccount, NetworkPolicy or PDB of a shop changed or went away."""
+        st = self.shops.get(f"{namespace}/{store}")
+        if st is None or st.shop is None or st.deleting:
+            return
+        name = obj["metadata"]["name"]
+        desired = next((o for o in resources.desired_all(st.shop, self.settings)
+                        if o["kind"] == kind and o["metadata"]["name"] == name), None)
+        if desired is None:
+            return  # carries our labels but is not one of this shop's objects: none of our business
+        rec = st.children.get((kind, name))
+        uid, rv = obj["metadata"].get("uid"), obj["metadata"].get("resourceVersion")
+        if event_type == "DELETED":
+            if rec is not None and rec.uid == uid:
+                st.children.pop((kind, name), None)
+        elif rec is not None and rec.uid == uid and rec.resource_version == rv:
+            return  # our own write
+        elif rec is not None and rec.uid != uid:
+            st.children.pop((kind, name), None)  # replaced by another object: check it before writing
+        t0 = time.monotonic()
+        try:
+            async with st.child_lock:
+                await self.children.apply(st.children, desired, st.name, st.uid)
+        except NameInUse as e:
+            await self._failed(st, "NameInUse", str(e))
+            return
+        except ApplyFailed as e:
+            await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
+            return
+        if rec is None or event_type == "DELETED" or rec.resource_version != rv:
+            self._restored(st, kind, name, "deleted" if event_type == "DELETED" else "edited", t0)
+
+    async def on_dialplan_configmap(self, name: str, event_type: str, obj: Obj) -> None:
+        """A shard ConfigMap was edited or deleted: rewrite every shop file in it that is not what we wrote."""
+        namespace = self.settings.freeswitch_namespace
+        if obj["metadata"].get("namespace") != namespace:
+            return
+        if event_type == "DELETED":
+            self.api.forget_shell(namespace, name)
+        data = {} if event_type == "DELETED" else (obj.get("data") or {})
+        t0 = time.monotonic()
+        stale = [st for st in list(self.shops.values())
+                 if st.shop is not None and not st.deleting and st.dialplan_digest
+                 and dialplan.configmap_name(dialplan.shard_of(st.namespace, st.name)) == name
+                 and _digest(data.get(dialplan.file_key(st.namespace, st.name))) != st.dialplan_digest]
+        if not stale:
+            return
+        # One batch: the shard writer carries all of them in one patch.
+        await asyncio.gather(*(guarded(self.sync_dialplan(st, cascade=False), f"dialplan {st.key}")
+                               for st in stale))
+        took = time.monotonic() - t0
+        log.info("dialplan ConfigMap %s/%s %s outside the operator: %d shop file(s) restored in %.3f s",
+                 namespace, name, "deleted" if event_type == "DELETED" else "edited", len(stale), took)
+        self.metrics.child_restored("DialplanConfigMap")
+        for st in stale:
+            await self.refresh_status(st)
+
     async def _apply_deployment(self, st: ShopState, deployment: Obj) -> Obj:
+        """Caller holds `st.child_lock`."""
         st.applying_deployment = True
         try:
-            out = await self.api.apply(deployment)
+            assert st.shop is not None
+            out = await self.children.apply(st.children, deployment, st.name, st.uid)
         finally:
             st.applying_deployment = False
         st.deployment_generation = out["metadata"].get("generation")
@@ -356,7 +504,7 @@ class Controller:
         new = status.compose(st.observed)
         by_type = {c["type"]: c["status"] == "True" for c in new["conditions"]}
         self.metrics.shop_status(st.namespace, st.name, ready=by_type["Ready"],
-                                 dialplan_synced=by_type["DialplanSynced"])
+                                 dialplan_synced=by_type["DialplanSynced"], paused=by_type.get("Paused", False))
         previous = st.last_status
         base = previous["conditions"] if previous is not None else st.stored_conditions
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

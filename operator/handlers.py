@@ -14,15 +14,25 @@ from typing import Any
 import kopf
 
 from storeagent.operator import dialplan, model, resources
-from storeagent.operator.controller import Controller, InvalidSpec, RetryLater, guarded
+from storeagent.operator.children import ApplyFailed
+from storeagent.operator.controller import DIALPLAN_LABEL, Controller, InvalidSpec, RetryLater, guarded
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api, ApiError, connection_fields, load_credentials
+from storeagent.operator.kopfstore import HashedDiffBaseStorage
 from storeagent.operator.metrics import OperatorMetrics, serve_from_env
 from storeagent.operator.settings import Settings
 
 log = logging.getLogger(__name__)
 SA = (model.GROUP, model.VERSION, model.PLURAL)
 MANAGED = {"app.kubernetes.io/managed-by": resources.MANAGED_BY}
+# Children watched for deletions and hand edits (the Deployment has its own handler: readiness too).
+CHILD_KINDS = {
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Service": ("", "v1", "services"),
+    "ServiceAccount": ("", "v1", "serviceaccounts"),
+    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
+    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
+}
 
 
 def _post_event(ref: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -104,9 +114,16 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         found = pods.get((st.namespace, st.name), []) if pods is not None else []
         return [ip for ip, ready in found if ready and ip]
 
-    @kopf.on.resume(*SA, registry=registry, id="reconcile")
-    @kopf.on.create(*SA, registry=registry, id="reconcile")
-    @kopf.on.update(*SA, registry=registry, id="reconcile")
+    tenant_namespaces = set(settings.namespaces)
+
+    def served(namespace: str | None, **_: Any) -> bool:
+        # With a namespace list kopf also watches the operator's own namespace (the dialplan ConfigMaps);
+        # StoreAgents there are served only if it is one of the listed namespaces.
+        return not tenant_namespaces or namespace in tenant_namespaces
+
+    @kopf.on.resume(*SA, registry=registry, id="reconcile", when=served)
+    @kopf.on.create(*SA, registry=registry, id="reconcile", when=served)
+    @kopf.on.update(*SA, registry=registry, id="reconcile", when=served)
     async def reconcile(**kw: Any) -> None:
         c = bind(kw)
         t0 = time.monotonic()
@@ -123,21 +140,20 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         except RetryLater as e:
             done("retry")
             raise kopf.TemporaryError(str(e), delay=e.delay_s) from e
-        except ApiError as e:
-            done("retry" if e.retryable else "error")
-            if e.retryable:
-                raise kopf.TemporaryError(str(e), delay=5) from e
-            raise kopf.PermanentError(str(e)) from e
+        except (ApplyFailed, ApiError) as e:
+            raise _kopf_error(e, done) from e
         except Exception:
             done("error")
             raise
 
-    @kopf.on.delete(*SA, registry=registry, id="delete")
+    @kopf.on.delete(*SA, registry=registry, id="delete", when=served)
     async def delete(**kw: Any) -> None:
         try:
             await bind(kw).delete(kw["namespace"], kw["name"])
-        except (RetryLater, ApiError) as e:
-            raise kopf.TemporaryError(str(e), delay=5) from e
+        except RetryLater as e:
+            raise kopf.TemporaryError(str(e), delay=e.delay_s) from e
+        except ApiError as e:  # a finalizer must not give up: an undeletable shop is worse than a retry
+            raise kopf.TemporaryError(str(e), delay=max(5.0, e.delay_s)) from e
 
     @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry, id="deployments")
     async def deployment_event(**kw: Any) -> None:
@@ -146,6 +162,43 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
             return
         await guarded(bind(kw).on_deployment(namespace, store, event_type, dict(kw["body"])),
                       f"deployment {namespace}/{store}")
+
+    for kind, (group, version, plural) in CHILD_KINDS.items():
+        register_child(registry, kind, group, version, plural, bind)
+
+    @kopf.on.event("", "v1", "configmaps", labels={DIALPLAN_LABEL: "true"}, registry=registry, id="dialplans")
+    async def dialplan_event(**kw: Any) -> None:
+        if kw["type"] is None:  # the initial listing: every shop writes its file on resume anyway
+            return
+        await guarded(bind(kw).on_dialplan_configmap(kw["name"], kw["type"], dict(kw["body"])),
+                      f"dialplan ConfigMap {kw['name']}")
+
+
+def register_child(registry: kopf.OperatorRegistry, kind: str, group: str, version: str, plural: str,
+                   bind: Any) -> None:
+    """One event handler per child kind (a function each: kopf keys handlers by id)."""
+
+    async def child_event(**kw: Any) -> None:
+        store, event_type, namespace = kw["labels"].get(resources.STORE_LABEL), kw["type"], kw["namespace"]
+        if not store or event_type is None:  # None: the initial listing, handled by resume
+            return
+        await guarded(bind(kw).on_child(kind, namespace, store, event_type, dict(kw["body"])),
+                      f"{kind} {namespace}/{kw['name']}")
+
+    kopf.on.event(group, version, plural, labels=MANAGED, registry=registry, id=f"child-{plural}")(child_event)
+
+
+def _kopf_error(e: ApplyFailed | ApiError, done: Any) -> Exception:
+    """kopf's retry policy from the API error's class: temporary ones after their delay, the rest permanent."""
+    err = e.error if isinstance(e, ApplyFailed) else e
+    if err.retryable:
+        done("retry")
+        return kopf.TemporaryError(str(e), delay=err.delay_s)
+    done("error")
+    return kopf.PermanentError(str(e))
+
+
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 
 
 def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
@@ -160,8 +213,14 @@ def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
     # Our own annotations/finalizer names, so nothing is written under another project's prefix.
     s.persistence.finalizer = "storeagent.dev/dialplan"
     s.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="storeagent.dev")
-    s.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="storeagent.dev", key="last-handled-configuration")
+    # A digest, not a copy of the spec: annotations are capped at 256 KiB in total, and a copied spec above
+    # that made every later patch of the object fail with 422. The handlers never read kopf's diff.
+    s.persistence.diffbase_storage = HashedDiffBaseStorage(prefix="storeagent.dev", key="last-handled-digest")
+    # Filter children on the server: only objects the operator labelled travel over the watches.
+    for _kind, (group, _version, plural) in CHILD_KINDS.items():
+        s.watching.label_selectors[(group, plural) if group else plural] = MANAGED_SELECTOR
+    s.watching.label_selectors[("apps", "deployments")] = MANAGED_SELECTOR
+    s.watching.label_selectors["pods"] = MANAGED_SELECTOR
     s.posting.level = logging.INFO
     # Per-object workers: a cap bounds memory in a burst (1,000 shops at once: ~350 MB uncapped), and a short
     # idle timeout frees a slot soon after an object settles (default 5 s: 64 slots gave ~3 shops/s).
@@ -170,4 +229,4 @@ def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
     if settings.peering_name:
         s.peering.name = settings.peering_name
         s.peering.mandatory = True
-        s.peering.clusterwide = not settings.namespaces
+        s.peering.clusterwide = True  # the chart grants clusterkopfpeerings only

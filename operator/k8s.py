@@ -34,11 +34,81 @@ KINDS: dict[str, tuple[str, str]] = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, method: str, path: str, body: str) -> None:
-        super().__init__(f"{method} {path}: HTTP {status}: {body[:500]}")
+    """An API call refused with an HTTP error; subclasses by status code carry their own retry policy.
+
+    Modelled on kopf's `APIError` family: the class comes from the code, the text from the Status payload
+    (`reason`, `message`, `details.retryAfterSeconds`), so the shop's status can say what the server said.
+    """
+
+    retryable = False
+    default_delay_s = 0.0
+
+    def __init__(self, status: int, method: str, path: str, body: str, retry_after_s: float | None = None) -> None:
         self.status = status
-        # 409 (conflict), 429 and 5xx are worth retrying; 4xx otherwise means the request itself is wrong.
-        self.retryable = status in (409, 429) or status >= 500
+        self.method, self.path = method, path
+        payload = _status_payload(body)
+        self.reason: str = str(payload.get("reason") or "")
+        self.message: str = str(payload.get("message") or body)[:500]
+        details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+        hinted = details.get("retryAfterSeconds") if details else None
+        if retry_after_s is None and isinstance(hinted, int | float) and hinted > 0:
+            retry_after_s = float(hinted)
+        self.delay_s = max(self.default_delay_s, min(retry_after_s or 0.0, 300.0))
+        super().__init__(f"{method} {path}: HTTP {status} {self.reason}: {self.message}".replace("  ", " "))
+
+
+# Temporary: the request may succeed later without any change to the spec.
+class ApiUnauthorizedError(ApiError):  # 401: a token mid-rotation
+    retryable, default_delay_s = True, 10.0
+
+
+class ApiForbiddenError(ApiError):  # 403: RBAC not installed yet, or a namespace being terminated
+    retryable, default_delay_s = True, 30.0
+
+
+class ApiNotFoundError(ApiError):  # 404: a namespace or CRD still being created
+    retryable, default_delay_s = True, 10.0
+
+
+class ApiConflictError(ApiError):  # 409: a concurrent writer; retry soon
+    retryable, default_delay_s = True, 1.0
+
+
+class ApiTooManyRequestsError(ApiError):  # 429: priority and fairness; honours Retry-After
+    retryable, default_delay_s = True, 5.0
+
+
+class ApiServerError(ApiError):  # 5xx: the API server or etcd is unwell
+    retryable, default_delay_s = True, 5.0
+
+
+# Permanent until the spec changes: the request itself is wrong (422 Invalid, 400, 413 too large).
+class ApiInvalidError(ApiError):
+    pass
+
+
+def _status_payload(body: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) and payload.get("kind") == "Status" else {}
+
+
+_BY_CODE: dict[int, type[ApiError]] = {
+    401: ApiUnauthorizedError, 403: ApiForbiddenError, 404: ApiNotFoundError, 409: ApiConflictError,
+    422: ApiInvalidError, 429: ApiTooManyRequestsError,
+}
+
+
+def api_error(status: int, method: str, path: str, body: str, retry_after: str | None = None) -> ApiError:
+    """The ApiError subclass for `status`, built from the response's Status payload."""
+    cls = _BY_CODE.get(status) or (ApiServerError if status >= 500 else ApiInvalidError)
+    try:
+        hint = float(retry_after) if retry_after else None
+    except ValueError:
+        hint = None  # an HTTP date: fall back to the class's delay
+    return cls(status, method, path, body, hint)
 
 
 @dataclass(frozen=True)
@@ -132,6 +202,13 @@ class Api:
     async def request(self, method: str, path: str, body: Obj | None = None, *,
                       content_type: str = "application/json", params: dict[str, str] | None = None,
                       ok_missing: bool = False) -> Obj | None:
+        out, _ = await self._request_status(method, path, body, content_type=content_type, params=params,
+                                            ok_missing=ok_missing)
+        return out
+
+    async def _request_status(self, method: str, path: str, body: Obj | None = None, *,
+                              content_type: str = "application/json", params: dict[str, str] | None = None,
+                              ok_missing: bool = False) -> tuple[Obj | None, int]:
         headers = {**self._creds.headers_fn(), "Accept": "application/json"}
         data = None
         if body is not None:
@@ -141,19 +218,31 @@ class Api:
                                      params=params) as resp:
             text = await resp.text()
             if resp.status == 404 and ok_missing:
-                return None
+                return None, resp.status
             if resp.status >= 400:
-                raise ApiError(resp.status, method, path, text)
-            return json.loads(text) if text else {}
+                raise api_error(resp.status, method, path, text, resp.headers.get("Retry-After"))
+            return (json.loads(text) if text else {}), resp.status
 
-    async def apply(self, obj: Obj) -> Obj:
-        """Server-side apply: create or converge `obj` to what the operator wants."""
+    async def apply(self, obj: Obj, expect_uid: str = "") -> Obj:
+        """Server-side apply: create or converge `obj` to what the operator wants.
+
+        `expect_uid`: the object must still be the one the caller checked (the API server refuses to change
+        an object's uid), so an object deleted and recreated by someone else meanwhile is not taken over.
+        """
+        out, _ = await self.apply_created(obj, expect_uid)
+        return out
+
+    async def apply_created(self, obj: Obj, expect_uid: str = "") -> tuple[Obj, bool]:
+        """`apply`, also telling whether this call created the object (201) or changed an existing one."""
         meta = obj["metadata"]
+        if expect_uid:
+            obj = {**obj, "metadata": {**meta, "uid": expect_uid}}
         path = object_path(obj["kind"], meta["namespace"], meta["name"])
         params = {"fieldManager": FIELD_MANAGER, "force": "true"}
-        out = await self.request("PATCH", path, obj, content_type="application/apply-patch+yaml", params=params)
+        out, status = await self._request_status("PATCH", path, obj, content_type="application/apply-patch+yaml",
+                                                 params=params)
         assert out is not None
-        return out
+        return out, status == 201
 
     async def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return await self.request("GET", object_path(kind, namespace, name), ok_missing=True)
@@ -171,6 +260,10 @@ class Api:
         """Merge-patch a StoreAgent's status; a shop deleted meanwhile is not an error."""
         await self.merge_patch(model.KIND, namespace, name, {"status": status}, subresource="status",
                                ok_missing=True)
+
+    def forget_shell(self, namespace: str, configmap: str) -> None:
+        """A dialplan ConfigMap was deleted: the next write recreates it."""
+        self._shells.discard((namespace, configmap))
 
     async def set_dialplan_files(self, namespace: str, configmap: str, files: dict[str, str | None],
                                  labels: dict[str, str]) -> None:

@@ -44,6 +44,18 @@ class OperatorMetrics:
             ["namespace", "store"],
             registry=r,
         )
+        self._paused = Gauge(
+            "storeagent_shop_paused",
+            "1 while the shop is deliberately paused (scaling.replicas 0): not Ready, yet nothing to alert on.",
+            ["namespace", "store"],
+            registry=r,
+        )
+        self._restores = Counter(
+            "storeagent_operator_child_restores_total",
+            "Child objects (and dialplan ConfigMaps) rewritten after someone else deleted or edited them.",
+            ["kind"],
+            registry=r,
+        )
         self._reloads = Counter(
             "storeagent_operator_dialplan_reloads_total",
             "reloadxml sent to FreeSWITCH over inbound ESL, by result.",
@@ -63,13 +75,18 @@ class OperatorMetrics:
         self._reconciles.labels(result).inc()
         self._reconcile_seconds.observe(seconds)
 
-    def shop_status(self, namespace: str, store: str, *, ready: bool, dialplan_synced: bool) -> None:
+    def shop_status(self, namespace: str, store: str, *, ready: bool, dialplan_synced: bool,
+                    paused: bool = False) -> None:
         self._ready.labels(namespace, store).set(1 if ready else 0)
         self._synced.labels(namespace, store).set(1 if dialplan_synced else 0)
+        self._paused.labels(namespace, store).set(1 if paused else 0)
+
+    def child_restored(self, kind: str) -> None:
+        self._restores.labels(kind).inc()
 
     def shop_deleted(self, namespace: str, store: str) -> None:
         """A deleted shop must not stay "not Ready" forever in the alerts."""
-        for gauge in (self._ready, self._synced):
+        for gauge in (self._ready, self._synced, self._paused):
             try:
                 gauge.remove(namespace, store)
             except KeyError:

@@ -2,7 +2,9 @@
 
 Conditions: `DialplanSynced` (FreeSWITCH routes the shop's numbers to it), `Ready` (spec valid, dialplan
 synced, the Deployment rolled out at the current generation with its replicas ready), `Degraded` (something
-is wrong even if calls are answered: a number conflict, an invalid spec, pods not ready, agents draining).
+is wrong even if calls are answered: a number conflict, an invalid spec, an object that cannot be written,
+a name already taken by an object the operator did not create, pods not ready, agents draining), `Paused`
+(`scaling.replicas: 0`: deliberately no agent; every call gets the fallback, so the shop is not Ready).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Observed:
     updated_replicas: int = 0
     deployment_generation_seen: bool = False
     totals: AgentTotals = field(default_factory=AgentTotals)
+    # Why the last reconcile could not write the shop's objects: (reason, message); None once one succeeds.
+    apply_error: tuple[str, str] | None = None
 
 
 def _cond(type_: str, ok: bool, reason: str, message: str) -> Obj:
@@ -79,6 +83,7 @@ def conditions(o: Observed) -> list[Obj]:
             _cond("Ready", False, "InvalidSpec", o.spec_error),
             _cond("DialplanSynced", False, "InvalidSpec", "dialplan not rendered: the spec is invalid"),
             _cond("Degraded", True, "InvalidSpec", o.spec_error),
+            _cond("Paused", False, "InvalidSpec", "the spec is invalid"),
         ]
     if o.lost:
         parts = [f"{n} is answered by {', '.join(who)} (claimed first)" for n, who in sorted(o.lost.items())]
@@ -102,10 +107,17 @@ def conditions(o: Observed) -> list[Obj]:
     if o.totals.draining:
         problems.append(("Draining", f"{o.totals.draining} agent pod(s) draining calls"))
 
-    if dial["status"] != "True":
+    if o.apply_error is not None:
+        problems.insert(0, o.apply_error)
+    paused = o.replicas_wanted == 0 and o.reconciled_generation == o.generation
+    if o.apply_error is not None:
+        ready = _cond("Ready", False, o.apply_error[0], o.apply_error[1])
+    elif dial["status"] != "True":
         ready = _cond("Ready", False, "DialplanNotSynced", dial["message"] or dial["reason"])
     elif o.reconciled_generation != o.generation:
         ready = _cond("Ready", False, "Reconciling", f"generation {o.generation} not yet applied")
+    elif paused:
+        ready = _cond("Ready", False, "Paused", "scaling.replicas is 0: no agent answers")
     elif not rolled:
         ready = _cond("Ready", False, "RollingOut",
                       f"{o.ready_replicas}/{o.replicas_wanted} ready, {o.updated_replicas} updated")
@@ -113,7 +125,10 @@ def conditions(o: Observed) -> list[Obj]:
         ready = _cond("Ready", True, "AgentsReady", f"{o.ready_replicas}/{o.replicas_wanted} agent pods ready")
     degraded = (_cond("Degraded", True, problems[0][0], "; ".join(m for _, m in problems)) if problems
                 else _cond("Degraded", False, "AsExpected", ""))
-    return [ready, dial, degraded]
+    # Paused is deliberate, not a problem: its own condition, never Degraded.
+    pause = (_cond("Paused", True, "ReplicasZero", "scaling.replicas is 0: every call gets the shop's fallback")
+             if paused else _cond("Paused", False, "Scaled", f"{o.replicas_wanted} agent pod(s) wanted"))
+    return [ready, dial, degraded, pause]
 
 
 def compose(o: Observed) -> Obj:
@@ -147,13 +162,43 @@ def strip_times(status: Obj) -> Obj:
     return {**status, "conditions": conds}
 
 
-async def fetch_stats(session: aiohttp.ClientSession, base_url: str, timeout_s: float) -> Obj | None:
-    """GET <agent>/v1/stats; None when the pod does not answer in time or answers garbage."""
+async def fetch_stats(session: aiohttp.ClientSession, base_url: str, timeout_s: float,
+                      max_bytes: int = 64 * 1024) -> Obj | None:
+    """GET <agent>/v1/stats; None when the pod does not answer in time, answers garbage or too much.
+
+    An agent pod runs tenant-chosen configuration: its answer is read with a deadline for the whole
+    exchange and at most `max_bytes` (a real answer is a few hundred bytes), so a hostile or broken pod can
+    neither stall the operator's stats loop nor make it buffer an endless body.
+    """
     try:
-        async with session.get(f"{base_url}/v1/stats", timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
-            if r.status != 200:
+        async with session.get(f"{base_url}/v1/stats", timeout=aiohttp.ClientTimeout(total=timeout_s),
+                               allow_redirects=False) as r:
+            if r.status != 200 or (r.content_length or 0) > max_bytes:
                 return None
-            data = json.loads(await r.text())
-            return data if isinstance(data, dict) else None
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+            raw = await r.content.read(max_bytes + 1)
+            if len(raw) > max_bytes:
+                return None
+            data = json.loads(raw)
+            return sanitize_stats(data) if isinstance(data, dict) else None
+    except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError):  # RecursionError: "[[[[..."
         return None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else 0
+
+
+def _ms(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e7
+    return float(value) if ok else None
+
+
+def sanitize_stats(data: Obj) -> Obj:
+    """Only the fields `aggregate` reads, with sane types and ranges: the rest of an answer is ignored."""
+    v2v = data.get("voice_to_voice_ms")
+    out: Obj = {"calls_active": _count(data.get("calls_active")), "calls_total": _count(data.get("calls_total")),
+                "draining": data.get("draining") is True}
+    if isinstance(v2v, dict):
+        out["voice_to_voice_ms"] = {"count": _count(v2v.get("count")), "p50": _ms(v2v.get("p50")),
+                                    "p95": _ms(v2v.get("p95"))}
+    return out

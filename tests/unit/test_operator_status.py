@@ -63,3 +63,28 @@ def test_transition_times_only_move_on_change() -> None:
     changed = status.with_transition_times(status.compose(ready_observed(ready_replicas=1)), first["conditions"], "T3")
     times = {c["type"]: c["lastTransitionTime"] for c in changed["conditions"]}
     assert times["Ready"] == "T3" and times["DialplanSynced"] == "T1"
+
+
+def test_replicas_zero_is_paused_not_ready_and_not_degraded() -> None:
+    c = conds(ready_observed(replicas_wanted=0, replicas=0, ready_replicas=0, updated_replicas=0))
+    assert c["Paused"]["status"] == "True" and c["Paused"]["reason"] == "ReplicasZero"
+    assert c["Ready"]["status"] == "False" and c["Ready"]["reason"] == "Paused"
+    assert c["Degraded"]["status"] == "False"
+    assert conds(ready_observed())["Paused"]["status"] == "False"
+
+
+def test_apply_failure_explains_itself_in_ready_and_degraded() -> None:
+    msg = "ConfigMap t/bakery-config: HTTP 422 Invalid: Too long (not retried until the StoreAgent changes)"
+    c = conds(ready_observed(apply_error=("ApplyFailed", msg), dialplan_ok=None, dialplan_reason="Pending"))
+    assert c["Ready"]["status"] == "False" and c["Ready"]["reason"] == "ApplyFailed"
+    assert c["Degraded"]["status"] == "True" and c["Degraded"]["reason"] == "ApplyFailed"
+    assert "bakery-config" in str(c["Degraded"]["message"]) and "Too long" in str(c["Ready"]["message"])
+
+
+def test_hostile_stats_are_reduced_to_sane_numbers() -> None:
+    got = status.sanitize_stats({"calls_active": "9" * 400, "calls_total": -5, "draining": "yes",
+                                 "voice_to_voice_ms": {"p50": float("inf"), "p95": True, "count": [1]},
+                                 "extra": "x" * 1000})
+    assert got == {"calls_active": 0, "calls_total": 0, "draining": False,
+                   "voice_to_voice_ms": {"count": 0, "p50": None, "p95": None}}
+    assert status.aggregate([got]).p95_ms is None
