@@ -150,7 +150,7 @@ class Controller:
             await self.sync_dialplan(st, cascade=True)
         except NameInUse as e:
             await self._failed(st, "NameInUse", str(e))
-            raise RetryLater(str(e), 60.0) from e  # the other object may be removed by its owner
+            raise RetryLater(str(e), 30.0) from e  # the other object may be removed by its owner
         except StaleChild as e:
             await self._failed(st, "WaitingForGarbageCollection", str(e))
             raise RetryLater(str(e), 5.0) from e

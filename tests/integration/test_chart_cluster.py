@@ -144,7 +144,8 @@ def _assert_installed(cp: ControlPlane, ns: str, release: str) -> None:
     assert len(cm) == 1 and len(cm[0]["data"]) == len(list((CHART / "dashboards").glob("*.json")))
     # The installed ClusterRole grants every rule of the operator's file, and nothing the operator must never do.
     sa = f"system:serviceaccount:{ns}:{release}-storeagent-operator"
-    rules = yaml.safe_load((CHART / "files" / "operator-rbac-rules.yaml").read_text())
+    scopes = yaml.safe_load((CHART / "files" / "operator-rbac-rules.yaml").read_text())
+    rules = scopes["cluster"] + scopes["tenant"]  # the default install is cluster-wide
     allowed = [(verb, f"{res}.{group}" if group else res)
                for r in rules for group in r["apiGroups"] for res in r["resources"] for verb in r["verbs"]]
     assert allowed, "no rules"

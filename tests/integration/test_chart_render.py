@@ -78,7 +78,9 @@ def test_clusterrole_rules_are_exactly_the_operators_file() -> None:
     objs = render(DEFAULT)
     rules = yaml.safe_load((CHART / "files" / "operator-rbac-rules.yaml").read_text())
     role = one(objs, "ClusterRole")
-    assert role["rules"] == rules
+    assert role["rules"] == rules["cluster"] + rules["tenant"]  # cluster-wide: tenant rules in every namespace
+    system = one(objs, "Role", "-system")
+    assert system["metadata"]["namespace"] == "storeagent-system" and system["rules"] == rules["system"]
     binding = one(objs, "ClusterRoleBinding")
     sa = one(objs, "ServiceAccount", "-operator")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -89,6 +91,18 @@ def test_clusterrole_rules_are_exactly_the_operators_file() -> None:
     fs_sa = one(objs, "ServiceAccount", "-freeswitch")
     assert fs_sa["automountServiceAccountToken"] is False
     assert pod_spec(one(objs, "Deployment", "-freeswitch"))["automountServiceAccountToken"] is False
+
+
+def test_watch_namespaces_give_roles_there_and_no_tenant_rights_cluster_wide() -> None:
+    objs = render(DEFAULT, {"operator.watchNamespaces": ["shops-a", "shops-b"]})
+    rules = yaml.safe_load((CHART / "files" / "operator-rbac-rules.yaml").read_text())
+    assert one(objs, "ClusterRole")["rules"] == rules["cluster"]
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"] for r in objs if r["kind"] == "Role"}
+    assert {ns for ns, _ in roles} == {"shops-a", "shops-b", "storeagent-system"}
+    for (ns, name), role_rules in roles.items():
+        assert role_rules == (rules["system"] if ns == "storeagent-system" else rules["tenant"]), (ns, name)
+    bindings = [b for b in objs if b["kind"] == "RoleBinding"]
+    assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == set(roles)
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)

@@ -1,5 +1,5 @@
 """Run the operator against a ControlPlane the way a cluster would: CRD installed, a ServiceAccount bound to
-exactly the chart's ClusterRole rules (charts/storeagent/files/operator-rbac-rules.yaml), and the operator as
+exactly the chart's RBAC rules (charts/storeagent/files/operator-rbac-rules.yaml), and the operator as
 a subprocess (`storeagent operator run`) holding that ServiceAccount's token, never cluster-admin.
 Shared by the integration tests, `make cluster` and the operator bench.
 """
@@ -44,20 +44,41 @@ def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, interva
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
 
 
+def rbac_rules() -> dict[str, list[dict[str, Any]]]:
+    """The chart's rules file: {"cluster": [...], "tenant": [...], "system": [...]}."""
+    rules: dict[str, list[dict[str, Any]]] = yaml.safe_load(RBAC_RULES.read_text())
+    return rules
+
+
+def rbac_objects(namespace: str, sa: str, name: str, watch_namespaces: list[str] | None = None) -> list[dict[str, Any]]:
+    """The RBAC objects the chart renders from the rules file (templates/operator-{clusterrole,role}*.yaml):
+    cluster rules in a ClusterRole (with the tenant rules when cluster-wide), the system rules in a Role in the
+    operator's namespace, and with a namespace list the tenant rules in a Role in each listed namespace."""
+    rules = rbac_rules()
+    subject = [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
+    rbac = "rbac.authorization.k8s.io/v1"
+
+    def bound(kind: str, role: str, ns: str | None, role_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        meta: dict[str, Any] = {"name": role} | ({"namespace": ns} if ns else {})
+        return [{"apiVersion": rbac, "kind": kind, "metadata": meta, "rules": role_rules},
+                {"apiVersion": rbac, "kind": f"{kind}Binding", "metadata": meta, "subjects": subject,
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role}}]
+
+    out = bound("ClusterRole", name, None, rules["cluster"] + ([] if watch_namespaces else rules["tenant"]))
+    out += bound("Role", f"{name}-system", namespace, rules["system"])
+    for ns in watch_namespaces or []:
+        out += bound("Role", name, ns, rules["tenant"])
+    return out
+
+
 def install(cp: ControlPlane) -> Path:
-    """CRD + namespace + ServiceAccount/ClusterRole/Binding from the chart's rules; returns the SA kubeconfig."""
+    """CRD + namespace + ServiceAccount and the chart's RBAC (cluster-wide mode); returns the SA kubeconfig."""
     cp.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=storeagent-tests", "-f", str(CRD_DIR))
     cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/storeagents.storeagent.dev")
-    rules = yaml.safe_load(RBAC_RULES.read_text())
     cp.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NS}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": OPERATOR_SA, "namespace": SYSTEM_NS}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": "storeagent-operator"}, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "storeagent-operator"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "storeagent-operator"},
-         "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": SYSTEM_NS}]},
+        *rbac_objects(SYSTEM_NS, OPERATOR_SA, "storeagent-operator"),
     )
     return cp.service_account_kubeconfig(SYSTEM_NS, OPERATOR_SA)
 

@@ -40,19 +40,28 @@ def test_chart_ships_the_storeagent_crd() -> None:
 
 
 def test_rbac_rules_are_policy_rules_with_least_privilege() -> None:
-    rules: list[dict[str, Any]] = yaml.safe_load((CHART / "files" / "operator-rbac-rules.yaml").read_text())
-    assert isinstance(rules, list) and rules
-    for rule in rules:
+    scopes: dict[str, list[dict[str, Any]]] = yaml.safe_load(
+        (CHART / "files" / "operator-rbac-rules.yaml").read_text())
+    assert set(scopes) == {"cluster", "tenant", "system"}
+    for rule in (r for rules in scopes.values() for r in rules):
         assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"}, rule
         assert rule["verbs"] and rule["resources"], rule
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
         assert "secrets" not in rule["resources"], "the operator never reads Secrets (agents mount them)"
-    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
-    # What the operator's builders create must be creatable.
+        assert not {"delete", "deletecollection", "update", "escalate", "bind", "impersonate"} & set(rule["verbs"]) \
+            or rule["resources"] == ["storeagents/finalizers"], rule
+    granted = {(g, r) for rule in scopes["tenant"] for g in rule["apiGroups"] for r in rule["resources"]}
+    # What the operator's builders create must be creatable in a tenant namespace.
     for obj in _example_objects():
         group = obj["apiVersion"].rpartition("/")[0]
         plural = {"NetworkPolicy": "networkpolicies"}.get(obj["kind"], obj["kind"].lower() + "s")
         assert (group, plural) in granted, f"no rule for {obj['kind']} ({group}/{plural})"
+    # In the operator's own namespace it may write the dialplan ConfigMaps by name, and nothing else by name.
+    named = [r for r in scopes["system"] if r.get("resourceNames")]
+    assert len(named) == 1 and named[0]["resources"] == ["configmaps"] and named[0]["verbs"] == ["get", "patch"]
+    assert named[0]["resourceNames"] == [dialplan.configmap_name(i) for i in range(dialplan.SHARDS)]
+    writes = {v for r in scopes["system"] if not r.get("resourceNames") for v in r["verbs"]} - {"list", "watch"}
+    assert writes == {"create"}
 
 
 def _example_objects() -> list[dict[str, Any]]:
