@@ -204,7 +204,9 @@ class Conversation:
             try:
                 ev = await asyncio.wait_for(self._events.get(), timeout)
             except TimeoutError:
-                if self._busy():
+                # The silence counts from the end of playout (the last mark played) or the caller's last
+                # speech, not from when the wait began: a long answer is still being heard until its marks say so.
+                if self._busy() or self._silent_for() < self.cfg.silence_reprompt_s:
                     continue
                 reprompts += 1
                 if reprompts > self.cfg.max_reprompts:
@@ -247,8 +249,13 @@ class Conversation:
         else:
             self._start_reply(prefix=self.cfg.phrases.no_staff, use_llm=False, record_turn=None)
 
+    def _silent_for(self) -> float:
+        return time.monotonic() - self._last_activity
+
     def _idle_timeout(self) -> float:
-        return max(0.5, self.cfg.silence_reprompt_s - (time.monotonic() - self._last_activity))
+        remaining = self.cfg.silence_reprompt_s - self._silent_for()
+        # While we speak (or the caller does) no reprompt is due: look again at a coarse interval.
+        return max(0.25 if self._busy() else 0.02, remaining)
 
     def _busy(self) -> bool:
         return (self._reply is not None and not self._reply.done()) or self._turn.in_turn or self._speaking()
@@ -324,7 +331,6 @@ class Conversation:
             self._agent_lines[-1][0].at = t
         self._waiting_since = None
         self._audio_since_clear = True
-        self._last_activity = t
 
     def _on_tool(self, name: str, result: str) -> None:
         if name == "take_message" and self.result.outcome == "answered":
@@ -433,7 +439,8 @@ class Conversation:
                     self._spawn(self._finish_turn(ev))
             elif isinstance(item, MarkReport):
                 self.history.on_mark(item.name, item.event)
-                self._last_activity = time.monotonic()
+                if item.event == "played":  # the reprompt timer runs from what the caller finished hearing
+                    self._last_activity = time.monotonic()
             elif isinstance(item, LinkStats):
                 if item.underruns > self._underruns_seen:
                     self.metrics.underruns(item.underruns - self._underruns_seen)

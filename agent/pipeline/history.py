@@ -1,12 +1,19 @@
 """Conversation history that keeps only what the caller actually heard.
 
 Agent speech is recorded clause by clause; each clause becomes "heard" when the far end reports its mark
-played, and is dropped when the mark is cleared (barge-in) or never reported. The LLM sees only heard clauses,
-so after an interruption it knows exactly where the caller stopped listening.
+played. The LLM sees only heard speech, so after an interruption it knows where the caller stopped listening.
+
+A clause cut off by a barge-in was partly heard. Inside a clause the speaker also sends progress marks every
+PROGRESS_MS of audio (`<mark>+<ms>`), so the far end's reports say how much of the clause's audio played, to
+within PROGRESS_MS, on the playout's own clock. That played share of the clause's audio is mapped onto its
+text by character position, keeping only the words that end within it: speech time is close to proportional
+to characters within one clause of one voice, and rounding down never claims a word the caller did not hear.
+Text without spaces (no word boundaries to keep) is cut by character.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -19,11 +26,44 @@ class ClauseState(Enum):
     CLEARED = "cleared"
 
 
+PROGRESS_MS = 300  # audio between progress marks inside a clause: the resolution of a cut-off clause's record
+# Speech rate assumed for a clause cut off before all of its audio existed (synthesis still running):
+# ~14 characters a second, typical of the voices used.
+MS_PER_CHAR_ESTIMATE = 70
+
+
 @dataclass(slots=True)
 class Clause:
     text: str
     mark: str
     state: ClauseState = ClauseState.QUEUED
+    sealed: bool = False  # all of its audio was sent and its final mark after it
+    audio_ms: int = 0  # audio sent so far (all of it once sealed)
+    played_ms: int = 0  # audio the far end reported played, from progress marks
+
+    def heard(self) -> str:
+        if self.state is ClauseState.PLAYED:
+            return self.text
+        if self.played_ms <= 0:
+            return ""
+        total = self.audio_ms if self.sealed else max(self.audio_ms, len(self.text) * MS_PER_CHAR_ESTIMATE)
+        return spoken_prefix(self.text, self.played_ms / total) if total > 0 else ""
+
+
+def spoken_prefix(text: str, fraction: float) -> str:
+    """The part of `text` spoken in the first `fraction` of its audio: whole words ending within it."""
+    if fraction >= 1:
+        return text
+    budget = fraction * len(text)
+    if " " not in text.strip():
+        return text[: math.floor(budget)]
+    kept, end = [], 0
+    for word in text.split():
+        end = text.index(word, end) + len(word)
+        if end > budget:
+            break
+        kept.append(word)
+    return " ".join(kept)
 
 
 @dataclass(slots=True)
@@ -32,14 +72,15 @@ class AgentUtterance:
     interrupted: bool = False
 
     def heard_text(self) -> str:
-        return " ".join(c.text for c in self.clauses if c.state is ClauseState.PLAYED)
+        return " ".join(h for c in self.clauses if (h := c.heard()))
 
     def full_text(self) -> str:
         return " ".join(c.text for c in self.clauses)
 
     @property
     def pending(self) -> bool:
-        return any(c.state is ClauseState.QUEUED for c in self.clauses)
+        """Audio of ours is queued at the far end and its final mark has not come back."""
+        return any(c.state is ClauseState.QUEUED and c.sealed for c in self.clauses)
 
 
 @dataclass(slots=True)
@@ -54,7 +95,7 @@ class History:
     def __init__(self, system_prompt: str) -> None:
         self._system = system_prompt
         self._items: list[Message | AgentUtterance] = []
-        self._marks: dict[str, Clause] = {}
+        self._marks: dict[str, tuple[Clause, int | None]] = {}  # mark -> (clause, progress ms; None: final)
 
     def add_user(self, text: str) -> None:
         self._items.append(Message(role="user", content=text))
@@ -70,14 +111,24 @@ class History:
         return u
 
     def add_clause(self, u: AgentUtterance, text: str, mark: str) -> Clause:
+        """A clause whose audio starts now; `seal` it once all of its audio and its final mark went out."""
         c = Clause(text, mark)
         u.clauses.append(c)
-        self._marks[mark] = c
+        self._marks[mark] = (c, None)
         return c
 
+    def add_progress(self, c: Clause, mark: str, offset_ms: int) -> None:
+        self._marks[mark] = (c, offset_ms)
+
     def on_mark(self, name: str, event: str) -> Clause | None:
-        c = self._marks.pop(name, None)
-        if c is not None:
+        found = self._marks.pop(name, None)
+        if found is None:
+            return None
+        c, offset = found
+        if offset is not None:
+            if event == "played":
+                c.played_ms = max(c.played_ms, offset)
+        else:
             c.state = ClauseState.PLAYED if event == "played" else ClauseState.CLEARED
         return c
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from storeagent.agent.pipeline.history import AgentUtterance, History
+from storeagent.agent.pipeline.history import PROGRESS_MS, AgentUtterance, Clause, History
 from storeagent.agent.pipeline.text import ClauseSplitter
 from storeagent.agent.ports import LLM, AudioLink, CallAction, TextDelta, ToolCall, Tools, TTSSession
 
@@ -41,7 +41,13 @@ class ReplyResult:
 
 
 class Speaker:
-    """Synthesizes queued clauses in order and streams their audio to the link, each followed by a mark."""
+    """Synthesizes queued clauses in order and streams their audio to the link, each followed by a mark.
+
+    Inside a clause, a progress mark goes out every PROGRESS_MS of audio (history.py says why). Each is sent just
+    before the audio that follows it, never at the end of what was sent so far: the module counts running dry
+    exactly at a mark as a segment's end, not as an underrun, so a progress mark must never be the last thing
+    queued while the next TTS chunk is still on its way.
+    """
 
     def __init__(self, link: AudioLink, tts: TTSSession, history: History, utterance: AgentUtterance,
                  mark_prefix: str, on_first_audio: Callable[[float], None], timing: ReplyTiming) -> None:
@@ -65,18 +71,49 @@ class Speaker:
             self._n += 1
             if self._timing.tts_started is None:
                 self._timing.tts_started = time.monotonic()
-            any_audio = False
+            c: Clause | None = None
+            next_progress = PROGRESS_MS
+            progress: str | None = None  # a progress mark waiting for the audio after it
             async for pcm in self._tts.synthesize(clause):
-                if not pcm:
-                    continue
-                if not self._sent_audio:
-                    self._sent_audio = True
-                    self._on_first_audio(time.monotonic())
-                any_audio = True
-                await self._link.send_audio(pcm)
-            if any_audio:
-                self._history.add_clause(self._u, clause, mark)
+                for piece in self._pieces(pcm, c.audio_ms if c else 0, next_progress):
+                    if c is None:
+                        c = self._history.add_clause(self._u, clause, mark)
+                    if progress is not None:
+                        await self._link.send_mark(progress)
+                        progress = None
+                    if not self._sent_audio:
+                        self._sent_audio = True
+                        self._on_first_audio(time.monotonic())
+                    await self._link.send_audio(piece)
+                    c.audio_ms += self._ms(len(piece))
+                    if c.audio_ms >= next_progress:
+                        progress = f"{mark}+{c.audio_ms}"
+                        self._history.add_progress(c, progress, c.audio_ms)
+                        next_progress = c.audio_ms + PROGRESS_MS
+            if c is not None:
                 await self._link.send_mark(mark)
+                c.sealed = True
+
+    def _bytes_per_ms(self) -> float:
+        return self._link.fmt.sample_rate * 2 / 1000
+
+    def _ms(self, nbytes: int) -> int:
+        return round(nbytes / self._bytes_per_ms())
+
+    def _pieces(self, pcm: bytes, at_ms: int, next_progress: int) -> list[bytes]:
+        """`pcm` split where progress marks fall (whole samples); one piece when none falls inside it."""
+        out: list[bytes] = []
+        bpm = self._bytes_per_ms()
+        while pcm:
+            cut = int((next_progress - at_ms) * bpm) & ~1
+            if cut <= 0 or cut >= len(pcm):
+                out.append(pcm)
+                break
+            out.append(pcm[:cut])
+            pcm = pcm[cut:]
+            at_ms = next_progress
+            next_progress += PROGRESS_MS
+        return [p for p in out if p]
 
 
 async def run_reply(

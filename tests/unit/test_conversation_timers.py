@@ -4,6 +4,7 @@ the call's time limit, and keypad 0 (staff when staffed, a message otherwise).""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 from storeagent.agent.metrics import AgentMetrics
@@ -14,6 +15,7 @@ from storeagent.agent.ports import AudioFormat, TransferResult
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.store.tools import ShopTools
 from support.agent_harness import bakery
+from support.audio import voiced
 from support.memlink import MemoryLink
 
 PHRASES = phrases_for("en-US", "Sunrise Bakery")
@@ -21,8 +23,8 @@ MONDAY_10AM_NEW_YORK = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 SUNDAY_10AM_NEW_YORK = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 
 
-async def run_conversation(link: MemoryLink, *, now: datetime = MONDAY_10AM_NEW_YORK, **cfg: float
-                           ) -> tuple[Conversation, asyncio.Task[ConversationOutcome], list[str]]:
+async def run_conversation(link: MemoryLink, *, now: datetime = MONDAY_10AM_NEW_YORK, greeting: str = "Hello.",
+                           **cfg: float) -> tuple[Conversation, asyncio.Task[ConversationOutcome], list[str]]:
     fmt = AudioFormat(8000)
     transfers: list[str] = []  # live: the tests read it after the conversation acted
 
@@ -34,7 +36,7 @@ async def run_conversation(link: MemoryLink, *, now: datetime = MONDAY_10AM_NEW_
         return TransferResult(answered=True, cause="call accepted")
 
     conv = Conversation(
-        cfg=ConversationConfig(greeting="Hello.", phrases=PHRASES, **cfg),  # type: ignore[arg-type]
+        cfg=ConversationConfig(greeting=greeting, phrases=PHRASES, **cfg),  # type: ignore[arg-type]
         link=link, vad=WebRtcVad(8000), stt=await ScriptedSTT().open(fmt, "en-US"), llm=ScriptedLLM(),
         tts=await ScriptedTTS(seconds_per_char=0.01).open(fmt, "en-US"),
         tools=ShopTools(bakery(), now=lambda: now), metrics=AgentMetrics("t"), system_prompt="",
@@ -51,6 +53,50 @@ async def test_silent_caller_is_reprompted_then_hung_up_politely() -> None:
     said = [line.text for line in out.transcript if line.role == "agent"]
     assert said == ["Hello.", PHRASES.reprompt, PHRASES.reprompt, PHRASES.goodbye_silence]
     assert out.outcome == "abandoned" and link.closed
+
+
+async def test_reprompt_counts_from_the_end_of_playout_not_the_first_audio() -> None:
+    link = MemoryLink()
+    # ~3 s of speech (ScriptedTTS: 10 ms a character) against a 2 s silence timer: the caller is still hearing the
+    # greeting when 2 s have passed since its first audio, and must not be asked "Are you still there?" then.
+    greeting = "Thank you for calling the bakery. " * 9
+    conv, task, _ = await run_conversation(link, greeting=greeting, silence_reprompt_s=2.0, max_reprompts=1)
+    async with asyncio.timeout(10):
+        while link.first_audio_at is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        greeting_bytes = link.sent_bytes
+        while link.speaking:  # noqa: ASYNC110  # until the last greeting frame played (its mark comes back)
+            await asyncio.sleep(0.01)
+        played_at = time.monotonic()
+        while link.sent_bytes == greeting_bytes:  # noqa: ASYNC110  # the reprompt's first audio
+            await asyncio.sleep(0.01)
+        reprompt_at = time.monotonic()
+    assert played_at - link.first_audio_at > 2.5  # the greeting really outlasted the timer
+    assert 1.9 < reprompt_at - played_at < 2.6, reprompt_at - played_at
+    conv.post_hangup("NORMAL_CLEARING")
+    out = await asyncio.wait_for(task, 10)
+    assert [line.text for line in out.transcript if line.role == "agent"][1] == PHRASES.reprompt
+
+
+async def test_a_greeting_cut_off_mid_clause_keeps_what_the_caller_heard() -> None:
+    link = MemoryLink()
+    greeting = "Thank you for calling Sunrise Bakery, we bake sourdough and croissants every morning from seven."
+    conv, task, _ = await run_conversation(link, greeting=greeting, silence_reprompt_s=30)
+    async with asyncio.timeout(10):
+        while link.first_audio_at is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.45)  # ~0.45 s of the ~0.96 s (10 ms a character) one-clause greeting plays
+    await link.caller_speaks(voiced(300))  # barge-in: the agent clears mid-clause
+    await asyncio.sleep(0.3)
+    conv.post_hangup("NORMAL_CLEARING")
+    out = await asyncio.wait_for(task, 10)
+    line = next(x for x in out.transcript if x.role == "agent")
+    assert line.text == greeting and line.heard is not None
+    heard = line.heard.split()
+    # What played before the clear (progress marks every 300 ms, plus the barge-in's detection time), never
+    # nothing and never the whole clause.
+    assert greeting.startswith(line.heard) and 3 <= len(heard) < len(greeting.split()), line.heard
+    assert out.barge_ins == 1
 
 
 async def test_time_limit_ends_the_call_with_a_goodbye() -> None:
