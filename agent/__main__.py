@@ -75,8 +75,8 @@ async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
     secrets = Secrets.from_env()
     install_log_redaction(secrets)
     metrics = AgentMetrics(shop.store)
-    providers = build_providers(shop, mode, metrics, secrets)
-    outbox = await build_outbox(settings, shop)
+    providers = build_providers(shop, mode, metrics, secrets, url_policy=settings.tenant_policy.urls)
+    outbox = await build_outbox(settings, shop, secrets)
     app = AgentApp(settings, shop, providers, outbox.tools_factory(), on_finished=outbox.on_call_finished,
                    metrics=metrics)
     stop = asyncio.Event()

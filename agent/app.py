@@ -64,7 +64,8 @@ class AgentApp:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/v1/stats", self._stats)
-        app.router.add_get("/v1/debug/turns", self._turns)
+        if self.settings.debug_endpoints:  # every turn's text: off unless the platform enables it
+            app.router.add_get("/v1/debug/turns", self._turns)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.settings.host, self.settings.http_port)

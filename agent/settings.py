@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from storeagent.policy import TenantPolicy
+
 
 class TurnSettings(BaseModel):
     """Turn-taking. Times in milliseconds of audio."""
@@ -48,6 +50,10 @@ class AgentSettings(BaseModel):
     )
     data_dir: Path = Field(Path("./data"), description="durable outbox (messages, call records)")
     log_format: str = Field("json", pattern="^(json|text)$")
+    debug_endpoints: bool = Field(False, description="/v1/debug/turns (every turn's text): benchmarks only")
+    tenant_policy: TenantPolicy = Field(
+        default_factory=TenantPolicy,
+        description="the platform's URL and number policy (operator-rendered JSON); unset: the strict default")
     turn: TurnSettings = Field(default_factory=TurnSettings)
 
     @classmethod
@@ -66,11 +72,14 @@ class AgentSettings(BaseModel):
             "STOREAGENT_DATA_DIR": "data_dir",
             "STOREAGENT_TRANSFER_GATEWAY": "transfer_gateway",
             "STOREAGENT_LOG_FORMAT": "log_format",
+            "STOREAGENT_DEBUG_ENDPOINTS": "debug_endpoints",
         }
         if "POD_IP" in e:
             data["advertise_host"] = e["POD_IP"]
         for var, field in mapping.items():
             if var in e:
                 data[field] = e[var]
+        if e.get("STOREAGENT_TENANT_POLICY"):
+            data["tenant_policy"] = TenantPolicy.model_validate_json(e["STOREAGENT_TENANT_POLICY"])
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(data)

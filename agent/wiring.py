@@ -15,25 +15,26 @@ from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import ConversationOutcome
 from storeagent.agent.ports import CallControl, ProviderSet, Tools
 from storeagent.agent.providers.factory import build_providers as build_chain
-from storeagent.agent.secrets import Secrets
+from storeagent.agent.secrets import WEBHOOK_SECRET, Secrets
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.store.callrecord import CallRecordInput, TransferRecord, TurnRecord, enqueue_call_record
 from storeagent.agent.store.outbox import Outbox, OutboxMessageSink
 from storeagent.agent.store.tools import ShopTools
 from storeagent.agent.store.webhook import WebhookDeliverer
+from storeagent.policy import NumberPolicy, UrlPolicy
 from storeagent.shop import Providers, ShopConfig
 
 log = logging.getLogger(__name__)
 
 
-def build_providers(shop: ShopConfig, mode: str, metrics: AgentMetrics, secrets: Secrets | None = None
-                    ) -> ProviderSet:
+def build_providers(shop: ShopConfig, mode: str, metrics: AgentMetrics, secrets: Secrets | None = None,
+                    url_policy: UrlPolicy | None = None) -> ProviderSet:
     """`config`: the shop's chains (cloud first, offline last); `offline`: the offline set only."""
     if mode == "offline":
         shop = shop.model_copy(update={"providers": Providers()})
     elif mode != "config":
         raise ValueError(f"providers: unknown mode {mode!r} (config|offline)")
-    return build_chain(shop, metrics, secrets=secrets or Secrets.from_env())
+    return build_chain(shop, metrics, secrets=secrets or Secrets.from_env(), url_policy=url_policy)
 
 
 class _CallSink:
@@ -51,14 +52,16 @@ class _CallSink:
 class OutboxService:
     """The durable outbox plus, when the shop has a webhook, its deliverer; call records at hangup."""
 
-    def __init__(self, shop: ShopConfig, outbox: Outbox, deliverer: WebhookDeliverer | None) -> None:
+    def __init__(self, shop: ShopConfig, outbox: Outbox, deliverer: WebhookDeliverer | None,
+                 number_policy: NumberPolicy | None = None) -> None:
         self.shop, self.outbox, self.deliverer = shop, outbox, deliverer
+        self.number_policy = number_policy
         self.sink = OutboxMessageSink(outbox)
         self.messages: dict[str, dict[str, Any]] = {}
 
     def tools_factory(self) -> Callable[[CallControl], Tools]:
         def make(call: CallControl) -> Tools:
-            return ShopTools(self.shop, _CallSink(self, call.uuid))
+            return ShopTools(self.shop, _CallSink(self, call.uuid), number_policy=self.number_policy)
 
         return make
 
@@ -92,12 +95,17 @@ class OutboxService:
         await self.outbox.close()
 
 
-async def build_outbox(settings: AgentSettings, shop: ShopConfig) -> OutboxService:
+async def build_outbox(settings: AgentSettings, shop: ShopConfig, secrets: Secrets | None = None) -> OutboxService:
     outbox = await Outbox.open(settings.data_dir / "outbox.sqlite", store=shop.store)
     deliverer = None
     if shop.webhook is not None:
-        deliverer = WebhookDeliverer(outbox, shop.webhook.url)
+        secret = (secrets or Secrets()).get(WEBHOOK_SECRET)
+        if secret is None:
+            log.warning("webhook deliveries are unsigned: no STOREAGENT_WEBHOOK_SECRET(_FILE) "
+                        "(spec.webhook.signingSecretRef)")
+        deliverer = WebhookDeliverer(outbox, shop.webhook.url, secret=secret,
+                                     url_policy=settings.tenant_policy.urls)
         await deliverer.start()
     else:
         log.info("no webhook configured: messages and call records are kept in %s", settings.data_dir)
-    return OutboxService(shop, outbox, deliverer)
+    return OutboxService(shop, outbox, deliverer, settings.tenant_policy.numbers)

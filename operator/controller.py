@@ -130,6 +130,9 @@ class Controller:
             parsed = model.parse_spec(spec)
             if not model.valid_store_name(st.name):
                 raise InvalidSpec(f"metadata.name {st.name!r} must be a DNS-1035 label of at most 52 characters")
+            # The platform's URL and number policy (tenant-input): refused specs get no pods and no dialplan.
+            if refused := model.policy_violations(parsed, self.settings.tenant_policy):
+                raise InvalidSpec("; ".join(refused))
         except ValidationError as e:
             st.observed.spec_error = _format_error(e)
         except InvalidSpec as e:

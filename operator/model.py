@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from storeagent.policy import PolicyError, TenantPolicy, check_url, number_refused
 from storeagent.shop import (
     E164,
     KEY_SHAPED_RE,
     PROFILE_TEXT_BUDGET,
     Model,
+    ProviderChoice,
     Providers,
     ShopConfig,
     ShopProfile,
@@ -260,6 +262,35 @@ ROOT_CEL_RULES = [
         reason="FieldValueInvalid",
     ),
 ]
+
+
+def policy_violations(spec: StoreAgentSpec, policy: TenantPolicy) -> list[str]:
+    """What the platform's policy refuses in a spec that passed admission (the CRD cannot know the platform's
+    allowlists): provider and webhook URLs, forward and transfer numbers. Empty: the spec may be rendered."""
+    out: list[str] = []
+
+    def provider(choice: ProviderChoice, path: str) -> None:
+        if choice.base_url:
+            try:
+                check_url(choice.base_url, policy.urls, f"{path}.baseUrl")
+            except PolicyError as e:
+                out.append(str(e))
+        for i, fb in enumerate(choice.fallbacks):
+            provider(fb, f"{path}.fallbacks[{i}]")
+
+    for stage in ("stt", "llm", "tts"):
+        provider(getattr(spec.providers, stage), f"spec.providers.{stage}")
+    if spec.webhook is not None:
+        try:
+            check_url(spec.webhook.url, policy.urls, "spec.webhook.url")
+        except PolicyError as e:
+            out.append(str(e))
+    targets = [("spec.fallback.forwardTo", spec.fallback.forward_to)] + [
+        (f"spec.transfer.staffNumbers[{i}]", n) for i, n in enumerate(spec.transfer.staff_numbers)]
+    for path, number in targets:
+        if number is not None and (why := number_refused(number, policy.numbers)):
+            out.append(f"{path}: {why}")
+    return out
 
 
 def parse_spec(spec: dict[str, Any]) -> StoreAgentSpec:

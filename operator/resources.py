@@ -7,6 +7,7 @@ operator does not set are left to other managers under server-side apply; fields
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,11 @@ HTTP_PORT = 8080
 DRAIN_MARGIN_S = 30  # grace beyond the longest call: SIGTERM -> finish calls -> exit
 CONFIG_DIR = "/etc/storeagent"
 TOKEN_DIR = "/var/run/storeagent/stream-token"
+WEBHOOK_SECRET_DIR = "/var/run/storeagent/webhook"
+DATA_DIR = "/var/lib/storeagent"
+# SIGTERM -> live calls drain for STOREAGENT_DRAIN_SECONDS -> the outbox drains (5 s) -> exit: the kubelet's
+# SIGKILL comes at terminationGracePeriodSeconds, so the call drain ends this much earlier.
+EXIT_MARGIN_S = 15
 PROVIDER_KEYS = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY")
 
 
@@ -107,7 +113,16 @@ def _env(shop: Shop, settings: Settings) -> list[Obj]:
         {"name": "STOREAGENT_MAX_CALLS", "value": str(shop.spec.scaling.max_calls_per_pod)},
         {"name": "STOREAGENT_STREAM_TOKEN_KEY_FILE", "value": f"{TOKEN_DIR}/key"},
         {"name": "STOREAGENT_TRANSFER_GATEWAY", "value": settings.gateway},  # the gateway FreeSWITCH defines
+        {"name": "STOREAGENT_DATA_DIR", "value": DATA_DIR},
+        {"name": "STOREAGENT_DRAIN_SECONDS", "value": str(grace_seconds(shop) - EXIT_MARGIN_S)},
+        # The platform's URL and number policy, re-checked by the agent where it connects and transfers.
+        {"name": "STOREAGENT_TENANT_POLICY",
+         "value": settings.tenant_policy.model_dump_json(by_alias=True)},
     ]
+    if settings.agent_debug_endpoints:
+        env.append({"name": "STOREAGENT_DEBUG_ENDPOINTS", "value": "true"})
+    if shop.spec.webhook is not None and shop.spec.webhook.signing_secret_ref is not None:
+        env.append({"name": "STOREAGENT_WEBHOOK_SECRET_FILE", "value": f"{WEBHOOK_SECRET_DIR}/secret"})
     if shop.spec.secret_ref is not None:
         for key in PROVIDER_KEYS:
             env.append({"name": key, "valueFrom": {"secretKeyRef": {
@@ -129,12 +144,34 @@ def _image(settings: Settings) -> tuple[str, str]:
     return f"{settings.image_repository}:{settings.image_tag}", settings.image_pull_policy
 
 
+def grace_seconds(shop: Shop) -> int:
+    return shop.spec.max_call_seconds + DRAIN_MARGIN_S
+
+
+def _data_volume(shop: Shop, settings: Settings) -> Obj:
+    if settings.agent_data_claim:
+        return {"name": "data", "persistentVolumeClaim": {
+            "claimName": settings.agent_data_claim.replace("{store}", shop.name)}}
+    return {"name": "data", "emptyDir": {"sizeLimit": settings.agent_data_size_limit}}
+
+
+def _extra_volumes(shop: Shop) -> tuple[list[Obj], list[Obj]]:
+    """(volumes, mounts) for the webhook signing secret, when the shop has one."""
+    ref = shop.spec.webhook.signing_secret_ref if shop.spec.webhook is not None else None
+    if ref is None:
+        return [], []
+    return ([{"name": "webhook-secret", "secret": {"secretName": ref.name, "items": [{"key": ref.key,
+                                                                                     "path": "secret"}]}}],
+            [{"name": "webhook-secret", "mountPath": WEBHOOK_SECRET_DIR, "readOnly": True}])
+
+
 def config_hash(shop: Shop) -> str:
     return hashlib.sha256(shop_yaml(shop).encode()).hexdigest()[:16]
 
 
 def desired_deployment(shop: Shop, settings: Settings) -> Obj:
     image, pull = _image(settings)
+    extra_volumes, extra_mounts = _extra_volumes(shop)
     http_probe = {"port": "http", "scheme": "HTTP"}
     container = {
         "name": "agent",
@@ -162,6 +199,8 @@ def desired_deployment(shop: Shop, settings: Settings) -> Obj:
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "stream-token", "mountPath": TOKEN_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "data", "mountPath": DATA_DIR},
+            *extra_mounts,
         ],
     }
     pod_labels = labels(shop)
@@ -178,7 +217,7 @@ def desired_deployment(shop: Shop, settings: Settings) -> Obj:
                     "serviceAccountName": sa_name(shop),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": shop.spec.max_call_seconds + DRAIN_MARGIN_S,
+                    "terminationGracePeriodSeconds": grace_seconds(shop),
                     "securityContext": {"runAsNonRoot": True, "fsGroup": 10001,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
@@ -187,6 +226,8 @@ def desired_deployment(shop: Shop, settings: Settings) -> Obj:
                         {"name": "stream-token", "secret": {"secretName": settings.stream_token_secret,
                                                             "items": [{"key": "key", "path": "key"}]}},
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                        _data_volume(shop, settings),
+                        *extra_volumes,
                     ],
                 },
             },
@@ -210,7 +251,11 @@ def desired_network_policy(shop: Shop, settings: Settings) -> Obj:
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(shop, shop.name),
         "spec": {
             "podSelector": {"matchLabels": selector(shop)},
-            "policyTypes": ["Ingress"],  # egress stays open: providers are on the internet
+            # Egress: DNS, and the internet minus private ranges (providers, webhooks), plus what the
+            # platform's URL policy allows: a compromised or misled agent cannot reach cluster services or
+            # the cloud metadata endpoint.
+            "policyTypes": ["Ingress", "Egress"],
+            "egress": _egress(settings),
             "ingress": [
                 {"from": [{"namespaceSelector": ns(settings.freeswitch_namespace),
                            "podSelector": {"matchLabels": dict(settings.freeswitch_pod_labels)}}],
@@ -223,6 +268,23 @@ def desired_network_policy(shop: Shop, settings: Settings) -> Obj:
             ],
         },
     }
+
+
+def _egress(settings: Settings) -> list[Obj]:
+    dns = [{"protocol": p, "port": 53} for p in ("UDP", "TCP")]
+    rules: list[Obj] = [{"to": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": settings.egress_dns_namespace}},
+        "podSelector": {"matchLabels": dict(settings.egress_dns_pod_labels)}}], "ports": dns}]
+    blocks: list[Obj] = []
+    for cidr in settings.egress_allow_cidrs:
+        net = ipaddress.ip_network(cidr, strict=False)
+        excepts = [e for e in settings.egress_except_cidrs
+                   if (x := ipaddress.ip_network(e, strict=False)).version == net.version and x.subnet_of(net)]  # type: ignore[arg-type]
+        blocks.append({"ipBlock": {"cidr": cidr, **({"except": excepts} if excepts else {})}})
+    blocks += [{"ipBlock": {"cidr": c}} for c in settings.tenant_policy.urls.allow_cidrs]
+    if blocks:
+        rules.append({"to": blocks})
+    return rules
 
 
 def desired_all(shop: Shop, settings: Settings) -> list[Obj]:

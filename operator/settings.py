@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from storeagent import __version__ as _version
+from storeagent.policy import TenantPolicy
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,27 @@ class Settings:
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     liveness_endpoint: str = ""
 
+    # --- Tenant policy (issue 11, tenant-input): platform decisions a StoreAgent cannot override. ---------
+    # Where baseUrl/webhook URLs may point and which numbers calls may go to; checked at reconcile and
+    # rendered into every agent (STOREAGENT_TENANT_POLICY) for connect-time and transfer-time checks.
+    tenant_policy: TenantPolicy = field(default_factory=TenantPolicy)
+    # Agent data (the outbox: messages and call records not yet delivered): "" is an emptyDir of this size
+    # (lost when the pod is deleted, after its drain); otherwise a PVC name, "{store}" replaced by the shop's
+    # name (the platform provisions it; ReadWriteMany when a shop runs more than one replica).
+    agent_data_claim: str = ""
+    agent_data_size_limit: str = "1Gi"
+    # /v1/debug/turns (every turn's text and timings) is for benchmarks and debugging only.
+    agent_debug_endpoints: bool = False
+    # Egress of agent pods: DNS to these pods, and these networks (providers and webhooks are on the
+    # internet) minus the excepted private ranges; the URL policy's allowCidrs are added to the allowed.
+    egress_dns_namespace: str = "kube-system"
+    egress_dns_pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    egress_allow_cidrs: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    egress_except_cidrs: tuple[str, ...] = (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8",
+        "fc00::/7", "fe80::/10", "::1/128",
+    )
+
 
 def bridge_template(gateway: str) -> str:
     """FreeSWITCH bridge string for a number through the gateway; {number} is the E.164 number."""
@@ -91,6 +113,15 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
     p.add_argument("--namespace", action="append", default=[], help="watch only these (default: all)")
     p.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
     p.add_argument("--verbose", action="store_true")
+    # Tenant policy (chart: operator.tenantPolicy, operator.agentData, operator.agentDebugEndpoints).
+    p.add_argument("--tenant-policy", default=env.get("STOREAGENT_TENANT_POLICY", ""),
+                   help="JSON: {urls: {allowHttp, allowHosts, allowCidrs}, numbers: {allowedCountryCodes, "
+                   "deniedPrefixes}}")
+    p.add_argument("--agent-data-claim", default=d.agent_data_claim)
+    p.add_argument("--agent-data-size-limit", default=d.agent_data_size_limit)
+    p.add_argument("--agent-debug-endpoints", action="store_true")
+    p.add_argument("--egress-allow-cidr", action="append", default=[],
+                   help="replaces the default 0.0.0.0/0, ::/0 (repeat)")
     a = p.parse_args(argv)
     s = Settings(
         image_repository=a.image_repository,
@@ -107,5 +138,10 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
         peering_name=a.peering,
         namespaces=tuple(a.namespace),
         liveness_endpoint=a.liveness,
+        tenant_policy=TenantPolicy.model_validate_json(a.tenant_policy) if a.tenant_policy else TenantPolicy(),
+        agent_data_claim=a.agent_data_claim,
+        agent_data_size_limit=a.agent_data_size_limit,
+        agent_debug_endpoints=a.agent_debug_endpoints,
+        egress_allow_cidrs=tuple(a.egress_allow_cidr) or d.egress_allow_cidrs,
     )
     return s, a

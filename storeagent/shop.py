@@ -204,10 +204,21 @@ class TransferConfig(Model):
     ring_seconds: int = Field(default=20, ge=5, le=120)
 
 
+class SecretKeyRef(Model):
+    """One key of a Secret in the shop's namespace (mounted as a file; never copied into the ConfigMap)."""
+
+    name: str = Field(min_length=1, max_length=253,
+                      pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    key: str = Field(default="secret", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
 class WebhookConfig(Model):
     # No userinfo (`user:pass@`) or fragment; the path/query may carry the receiver's token, so the agent
     # logs only the host. Checked against the platform's URL policy like providers' baseUrl.
     url: str = Field(max_length=URL_MAX, pattern=WEBHOOK_URL_RE)
+    # HMAC-SHA256 key for X-StoreAgent-Signature (docs/webhooks.md). The operator mounts it and points
+    # STOREAGENT_WEBHOOK_SECRET_FILE at it; the pod does not start until the Secret exists.
+    signing_secret_ref: SecretKeyRef | None = None
 
 
 class ShopConfig(Model):

@@ -23,7 +23,9 @@ from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
 
 from storeagent.agent.errors import ProviderError
+from storeagent.agent.netguard import precheck
 from storeagent.agent.ports import AudioFormat, SpeechStarted, STTEvent, Transcript, UtteranceEnd
+from storeagent.policy import PolicyError, UrlPolicy
 
 log = logging.getLogger(__name__)
 NAME = "deepgram"
@@ -114,7 +116,8 @@ class DeepgramSTT:
     name = NAME
 
     def __init__(self, api_key: str, *, model: str = "nova-3", base_url: str = "", endpointing_ms: int = 300,
-                 utterance_end_ms: int = 1000, keepalive_seconds: float = 4.0) -> None:
+                 utterance_end_ms: int = 1000, keepalive_seconds: float = 4.0,
+                 url_policy: UrlPolicy | None = None) -> None:
         if not api_key:
             raise ProviderError(NAME, "auth", "no API key configured", retryable=False)
         self._key = api_key
@@ -125,11 +128,19 @@ class DeepgramSTT:
         self._endpointing_ms = endpointing_ms
         self._utterance_end_ms = utterance_end_ms
         self._keepalive = keepalive_seconds
+        self._url_policy = url_policy
 
     def __repr__(self) -> str:  # never show the key
         return f"DeepgramSTT(model={self._model!r}, base={self._env.base!r})"
 
     async def open(self, fmt: AudioFormat, language: str) -> DeepgramStream:
+        if self._url_policy is not None:
+            # The SDK opens its own websocket: resolve and check right before (docs/security.md: the SDK's
+            # own lookup follows, so a rebinding window of one resolution remains for this provider).
+            try:
+                await precheck(self._env.production, self._url_policy)
+            except (PolicyError, OSError) as exc:
+                raise ProviderError(NAME, "connect", f"URL policy: {exc}", retryable=False) from None
         client = AsyncDeepgramClient(api_key=self._key, environment=self._env)
         options = listen_options(fmt, language, self._model, self._endpointing_ms, self._utterance_end_ms)
         stack = contextlib.AsyncExitStack()

@@ -32,8 +32,10 @@ from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
 
 from storeagent.agent.errors import ProviderError
+from storeagent.agent.netguard import policy_connector, policy_httpx_client
 from storeagent.agent.ports import AudioFormat
 from storeagent.agent.providers.mulaw import ulaw_to_l16
+from storeagent.policy import UrlPolicy
 
 log = logging.getLogger(__name__)
 NAME = "elevenlabs"
@@ -118,7 +120,8 @@ class ElevenLabsTTS:
     name = NAME
 
     def __init__(self, api_key: str, *, voice_id: str, model_id: str = "", base_url: str = "",
-                 transport: Transport = "websocket", keepalive_seconds: float = 15.0) -> None:
+                 transport: Transport = "websocket", keepalive_seconds: float = 15.0,
+                 url_policy: UrlPolicy | None = None) -> None:
         if not api_key:
             raise ProviderError(NAME, "auth", "no API key configured", retryable=False)
         if not voice_id:
@@ -129,6 +132,7 @@ class ElevenLabsTTS:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.transport = transport
         self.keepalive_seconds = keepalive_seconds
+        self.url_policy = url_policy  # set: connections go only to resolved-and-checked addresses
 
     def __repr__(self) -> str:
         return f"ElevenLabsTTS(voice_id={self.voice_id!r}, model_id={self.model_id!r}, transport={self.transport!r})"
@@ -154,7 +158,8 @@ class ElevenLabsWSSession:
         self._closed = False
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
+        policy = self._tts.url_policy
+        self._http = aiohttp.ClientSession(connector=policy_connector(policy) if policy is not None else None)
         try:
             ws = await self._connect()
         except BaseException:
@@ -261,7 +266,8 @@ class ElevenLabsHTTPSession:
 
     def __init__(self, tts: ElevenLabsTTS, key: str, fmt: AudioFormat, language: str) -> None:
         self._tts, self._fmt = tts, fmt
-        self._client = AsyncElevenLabs(api_key=key, base_url=tts.base_url)
+        http = policy_httpx_client(tts.url_policy) if tts.url_policy is not None else None
+        self._client = AsyncElevenLabs(api_key=key, base_url=tts.base_url, httpx_client=http)
         self._language = language.split("-")[0].lower()
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:

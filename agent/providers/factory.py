@@ -20,7 +20,9 @@ from typing import TypeVar
 
 from storeagent.agent.errors import ConfigError
 from storeagent.agent.ports import LLM, STT, TTS, CallMetrics, ProviderSet
+from storeagent.agent.providers.deepgram_stt import DEFAULT_BASE_URL as DEEPGRAM_URL
 from storeagent.agent.providers.deepgram_stt import DeepgramSTT
+from storeagent.agent.providers.elevenlabs_tts import DEFAULT_BASE_URL as ELEVENLABS_URL
 from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
 from storeagent.agent.providers.openai_llm import OpenAILLM
 from storeagent.agent.providers.resilience import (
@@ -33,8 +35,10 @@ from storeagent.agent.providers.resilience import (
     StageTimeouts,
 )
 from storeagent.agent.secrets import Secret, Secrets
+from storeagent.policy import PolicyError, UrlPolicy, check_url
 from storeagent.shop import ProviderChoice, ShopConfig
 
+OPENAI_URL = "https://api.openai.com/v1"  # the SDK's default when baseUrl is empty
 log = logging.getLogger(__name__)
 P = TypeVar("P")
 
@@ -148,8 +152,12 @@ def _chain_members(stage: str, choice: ProviderChoice, offline: Sequence[P],
 
 def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets | None = None,
                     offline: OfflineProviders | None = None,
-                    resilience: ResilienceSettings | None = None) -> ProviderSet:
-    """The shop's three provider chains; raises ConfigError naming the field for an impossible config."""
+                    resilience: ResilienceSettings | None = None,
+                    url_policy: UrlPolicy | None = None) -> ProviderSet:
+    """The shop's three provider chains; raises ConfigError naming the field for an impossible config.
+
+    With `url_policy` (the agent process always passes the platform's), every baseUrl is checked now and
+    every connection's resolved address when it is made (agent/netguard.py)."""
     from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
     secrets = Secrets.from_env() if secrets is None else secrets
@@ -158,17 +166,31 @@ def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets 
     lang = primary_language(shop.language)
     p = shop.providers
 
+    def checked(c: ProviderChoice, stage: str, default: str) -> str:
+        if url_policy is not None:
+            try:
+                check_url(c.base_url or default, url_policy, f"providers.{stage}.baseUrl")
+            except PolicyError as e:
+                raise ConfigError(str(e)) from None
+        return c.base_url
+
     def make_stt(c: ProviderChoice, name: str) -> STT | None:
         if c.name == "scripted":
             return ScriptedSTT(name=name)
         key = _key(secrets, "deepgram")
-        return DeepgramSTT(key.reveal(), model=c.model, base_url=c.base_url) if key else None
+        if key is None:
+            return None
+        return DeepgramSTT(key.reveal(), model=c.model, base_url=checked(c, "stt", DEEPGRAM_URL),
+                           url_policy=url_policy)
 
     def make_llm(c: ProviderChoice, name: str) -> LLM | None:
         if c.name == "scripted":
             return ScriptedLLM(TAKE_A_MESSAGE.get(lang, TAKE_A_MESSAGE["en"]), name=name)
         key = _key(secrets, "openai")
-        return OpenAILLM(key.reveal(), model=c.model, base_url=c.base_url, name=name) if key else None
+        if key is None:
+            return None
+        return OpenAILLM(key.reveal(), model=c.model, base_url=checked(c, "llm", OPENAI_URL), name=name,
+                         url_policy=url_policy)
 
     def make_tts(c: ProviderChoice, name: str) -> TTS | None:
         if c.name == "scripted":
@@ -176,7 +198,8 @@ def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets 
         key = _key(secrets, "elevenlabs")
         if key is None:
             return None
-        return ElevenLabsTTS(key.reveal(), voice_id=c.voice or DEFAULT_VOICE, model_id=c.model, base_url=c.base_url)
+        return ElevenLabsTTS(key.reveal(), voice_id=c.voice or DEFAULT_VOICE, model_id=c.model,
+                             base_url=checked(c, "tts", ELEVENLABS_URL), url_policy=url_policy)
 
     def chain(stage: str, timeouts: StageTimeouts) -> Chain:
         return Chain(stage, metrics, timeouts, res.retry, Breakers(res.breaker_failures, res.breaker_reset_seconds))

@@ -17,7 +17,9 @@ from typing import Any
 import openai
 
 from storeagent.agent.errors import ProviderError
+from storeagent.agent.netguard import policy_httpx_client
 from storeagent.agent.ports import LLMChunk, Message, TextDelta, ToolCall, ToolSpec
+from storeagent.policy import UrlPolicy, redact_url
 
 log = logging.getLogger(__name__)
 NAME = "openai"
@@ -130,17 +132,22 @@ class OpenAILLM:
     """LLM port over `AsyncOpenAI.chat.completions.create(stream=True, tools=...)`."""
 
     def __init__(self, api_key: str, *, model: str = "", base_url: str = "", name: str = NAME,
-                 temperature: float = 0.3, request_timeout: float = 30.0) -> None:
+                 temperature: float = 0.3, request_timeout: float = 30.0, url_policy: UrlPolicy | None = None
+                 ) -> None:
         if not api_key:
             raise ProviderError(NAME, "auth", "no API key configured", retryable=False)
         self.name = name  # distinct names give a secondary model its own circuit breaker
         self.model = model or DEFAULT_MODEL
         self._temperature = temperature
+        # With the platform's URL policy, every connection goes to a resolved-and-checked address.
+        http = policy_httpx_client(url_policy, timeout=request_timeout) if url_policy is not None else None
+        # openai 3.x annotates httpx2 but accepts a legacy httpx client at runtime (openai/_httpx2.py).
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url or None, max_retries=0,
-                                          timeout=request_timeout)
+                                          timeout=request_timeout, http_client=http)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
-        return f"OpenAILLM(name={self.name!r}, model={self.model!r}, base_url={str(self._client.base_url)!r})"
+        base = redact_url(str(self._client.base_url))
+        return f"OpenAILLM(name={self.name!r}, model={self.model!r}, base_url={base!r})"
 
     async def stream(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> AsyncIterator[LLMChunk]:
         request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),

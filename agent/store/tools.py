@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from storeagent.agent.ports import EndCall, ToolResult, ToolSpec, Transfer
 from storeagent.agent.store import knowledge as k
+from storeagent.policy import NumberPolicy, number_refused
 from storeagent.shop import E164_RE, WEEKDAYS, ShopConfig
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,11 @@ class ShopTools:
     """One shop's tools; `now` is injectable so tests pin the clock."""
 
     def __init__(self, config: ShopConfig, sink: MessageSink | None = None, *,
-                 now: Clock = lambda: datetime.now(UTC)) -> None:
+                 now: Clock = lambda: datetime.now(UTC), number_policy: NumberPolicy | None = None) -> None:
         self.config = config
+        # The platform's number policy, checked again here: a staff number refused by it (premium rate,
+        # another country) is never dialled, even if the operator's check was bypassed or the policy changed.
+        self.number_policy = number_policy if number_policy is not None else NumberPolicy()
         self.profile = config.profile
         self.sink = sink
         self.now = now
@@ -219,6 +223,8 @@ class ShopTools:
                 return ToolResult("That number is not one of the shop's staff numbers; I can only transfer to "
                                   "the shop's own staff. Offer to transfer to staff or to take a message.")
             number = wanted
+        if number_refused(number, self.number_policy) is not None:
+            return ToolResult("That number cannot be called from this line. Offer to take a message instead.")
         if not self.is_staffed(self.now()):
             return ToolResult("Nobody is available to take the call right now, outside staffed hours. "
                               "I can take a message for the owner instead.")

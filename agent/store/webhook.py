@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from storeagent.agent.netguard import policy_connector
 from storeagent.agent.secrets import Secret
 from storeagent.agent.store.outbox import Outbox, OutboxItem
+from storeagent.policy import UrlPolicy, check_url, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +119,18 @@ class WebhookDeliverer:
         metrics: DeliveryMetrics | None = None,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"url: must be an http(s) URL, got scheme {urlsplit(url).scheme!r}")
+        # With a policy (production): the URL is checked now and every connection's resolved address later.
+        self._url_policy = url_policy
+        if url_policy is not None:
+            check_url(url, url_policy, "webhook.url")
         self._outbox = outbox
         self._url = url
-        self._host = urlsplit(url).netloc  # logged instead of the URL: its path or query may hold a token
+        # Logged instead of the URL: scheme://host[:port] only (userinfo, path and query may hold a token).
+        self._host = redact_url(url)
         self._secret = secret
         self.policy = policy or DeliveryPolicy()
         self._metrics: DeliveryMetrics = metrics or NullDeliveryMetrics()
@@ -139,7 +147,8 @@ class WebhookDeliverer:
         if self._task is not None:
             raise RuntimeError("deliverer already started")
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+            connector = policy_connector(self._url_policy) if self._url_policy is not None else None
+            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         self._wake = asyncio.Event()
         self._outbox.subscribe(self._wake.set)
         self._task = asyncio.create_task(self._run(), name="webhook-deliverer")

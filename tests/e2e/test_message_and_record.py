@@ -11,8 +11,10 @@ from pathlib import Path
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.ports import LLMChunk, Message, ProviderSet, ToolCall
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from storeagent.agent.secrets import Secrets
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.wiring import build_outbox
+from storeagent.policy import TenantPolicy, UrlPolicy
 from storeagent.shop import WebhookConfig
 from support.agent_harness import bakery, running_agent
 from support.audio import silence, voiced
@@ -28,11 +30,17 @@ def llm_reply(messages: Sequence[Message]) -> str | list[LLMChunk]:
 
 
 async def test_message_and_call_record_reach_the_webhook(tmp_path: Path) -> None:
-    hook = WebhookReceiver(port=free_port())
+    key = "e2e-signing-key-0123456789"
+    hook = WebhookReceiver(port=free_port(), secret=key.encode())  # answers 401 to a missing or bad signature
     await hook.start()
     shop = bakery(webhook=WebhookConfig(url=hook.url))
-    settings = AgentSettings(data_dir=tmp_path)
-    svc = await build_outbox(settings, shop)
+    # The receiver is local: the platform policy must allow plain http to loopback for this test.
+    local = TenantPolicy(urls=UrlPolicy(allow_http=True, allow_cidrs=("127.0.0.0/8",)))
+    settings = AgentSettings(data_dir=tmp_path, tenant_policy=local)
+    # As the pod gets it: STOREAGENT_WEBHOOK_SECRET_FILE pointing at the mounted Secret key.
+    (tmp_path / "hook-secret").write_text(key + "\n")
+    secrets = Secrets.from_env({"STOREAGENT_WEBHOOK_SECRET_FILE": str(tmp_path / "hook-secret")})
+    svc = await build_outbox(settings, shop, secrets)
     providers = ProviderSet(
         stt=ScriptedSTT(("this is dana please save two croissants",), final_delay=0.01),
         llm=ScriptedLLM(llm_reply, first_token_delay=0.01),
@@ -66,6 +74,8 @@ async def test_message_and_call_record_reach_the_webhook(tmp_path: Path) -> None
     assert record["message"]["message"] == "Please save two croissants."
     assert any(t["role"] == "caller" for t in record["transcript"])
     assert all(count == 1 for count in hook.store_count.values())
+    # Every request was signed with the Secret's key (the receiver verified each one).
+    assert hook.bad_signatures == 0 and all(w.signature for w in hook.wire)
 
 
 def _chain(*observers):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from storeagent.operator import model, resources
 from storeagent.operator.settings import Settings
+from storeagent.policy import TenantPolicy, UrlPolicy
 from storeagent.shop import ShopConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"
@@ -89,7 +90,7 @@ def test_configmap_is_the_agent_config_and_changes_roll_the_pods() -> None:
 
 def test_network_policy_admits_only_freeswitch_prometheus_and_operator() -> None:
     np = resources.desired_network_policy(shop(), Settings(freeswitch_namespace="telephony"))
-    assert np["spec"]["policyTypes"] == ["Ingress"]
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
     rules = np["spec"]["ingress"]
     assert len(rules) == 3
     fs = rules[0]["from"][0]
@@ -101,3 +102,58 @@ def test_network_policy_admits_only_freeswitch_prometheus_and_operator() -> None
 def test_service_account_has_no_token_and_pdb_never_blocks_drains() -> None:
     assert resources.desired_service_account(shop())["automountServiceAccountToken"] is False
     assert resources.desired_pdb(shop())["spec"]["maxUnavailable"] == 1
+
+
+def test_egress_is_dns_and_public_networks_only() -> None:
+    settings = Settings(tenant_policy=TenantPolicy(urls=UrlPolicy(allow_cidrs=("10.20.0.0/16",))))
+    egress = resources.desired_network_policy(shop(), settings)["spec"]["egress"]
+    dns, nets = egress
+    assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+    assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
+    v4, v6, allowed = nets["to"]
+    assert v4["ipBlock"]["cidr"] == "0.0.0.0/0"
+    # The cluster's pods and services, the node and the cloud metadata endpoint are not reachable...
+    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8",
+                    "100.64.0.0/10"):
+        assert private in v4["ipBlock"]["except"]
+    assert v6["ipBlock"] == {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10", "::1/128"]}
+    # ... except what the platform's URL policy allowlists (an in-cluster model server).
+    assert allowed == {"ipBlock": {"cidr": "10.20.0.0/16"}}
+
+
+def test_data_volume_drain_and_debug_settings_reach_the_pod() -> None:
+    dep = resources.desired_deployment(shop(maxCallSeconds=900), Settings())
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["STOREAGENT_DATA_DIR"] == "/var/lib/storeagent"
+    grace = pod["terminationGracePeriodSeconds"]
+    # Calls drain first, then the outbox, all before the kubelet's SIGKILL at the grace period.
+    assert int(env["STOREAGENT_DRAIN_SECONDS"]) == grace - resources.EXIT_MARGIN_S == 900 + 30 - 15
+    assert "STOREAGENT_DEBUG_ENDPOINTS" not in env
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["data"] == {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}
+    assert {"name": "data", "mountPath": "/var/lib/storeagent"} in c["volumeMounts"]
+    policy = TenantPolicy.model_validate_json(env["STOREAGENT_TENANT_POLICY"] or "")
+    assert policy == TenantPolicy()
+
+    dep = resources.desired_deployment(shop(), Settings(agent_data_claim="{store}-outbox", agent_debug_endpoints=True))
+    pod = dep["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["data"] == {
+        "name": "data", "persistentVolumeClaim": {"claimName": "sunrise-bakery-outbox"}}
+    assert {"name": "STOREAGENT_DEBUG_ENDPOINTS", "value": "true"} in pod["containers"][0]["env"]
+
+
+def test_webhook_signing_secret_is_mounted_as_a_file_not_put_in_the_configmap() -> None:
+    s = shop(webhook={"url": "https://hooks.example.com/x", "signingSecretRef": {"name": "bakery.hook", "key": "k"}})
+    pod = resources.desired_deployment(s, Settings())["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["STOREAGENT_WEBHOOK_SECRET_FILE"] == "/var/run/storeagent/webhook/secret"
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["webhook-secret"]["secret"] == {"secretName": "bakery.hook", "items": [{"key": "k", "path": "secret"}]}
+    assert {"name": "webhook-secret", "mountPath": "/var/run/storeagent/webhook", "readOnly": True} in c["volumeMounts"]
+    without = resources.desired_deployment(shop(webhook={"url": "https://hooks.example.com/x"}), Settings())
+    assert "STOREAGENT_WEBHOOK_SECRET_FILE" not in {e["name"] for e in without["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
