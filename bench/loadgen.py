@@ -19,9 +19,9 @@ What is measured (time.monotonic(), system-wide, so the orchestrator can line it
   also this process's own lateness in sending that frame; `overhead_from_send` starts when it was written.
 - barge-in: onset = T(tick of the interruption's first frame).
   clear = `clear` received - onset.
-  stop = T(first playout tick from which no more agent audio is played) - onset: the earlier of the first
-  tick at or after the clear's arrival and the tick after the last audio played before the clear (the reply
-  may have been in a pause). A barge-in with no clear by the end of the call is `missed`; none is dropped.
+  stop = T(first playout tick from which no more agent audio is played) - onset: the first tick at or after
+  the clear's arrival when speech was still queued then, else the tick after the last agent audio played
+  (the reply was in a pause). A barge-in with no clear by the end of the call is `missed`; none is dropped.
 - underruns: playout ran dry mid-utterance (`PlayoutBuffer.underruns`).
 Prints one JSON object.
 """
@@ -94,6 +94,7 @@ class BargeIn:
     onset_at: float
     clear_at: float | None = None
     last_active_before_clear: int | None = None
+    dropped: int = 0  # bytes of agent speech still queued when the clear came
 
 
 @dataclass
@@ -181,10 +182,10 @@ class Call:
             self.playout.mark(msg["name"])
 
     def _clear(self, now: float) -> None:
+        dropped, cleared = self.playout.clear()
         b = self.result.barge
         if b is not None and b.clear_at is None and now >= b.onset_at:
-            b.clear_at, b.last_active_before_clear = now, self.last_active
-        _, cleared = self.playout.clear()
+            b.clear_at, b.last_active_before_clear, b.dropped = now, self.last_active, dropped
         self._marks(cleared, "cleared")
         if self.step is Step.AFTER_BARGE:  # from here on, audio is the reply to the interruption
             self.heard, self.quiet = False, 0
@@ -361,7 +362,10 @@ class Generator:
             clear.append(b.clear_at - b.onset_at)
             first_after_clear = max(b.onset_tick, math.ceil((b.clear_at - self.t0) / FRAME_S - 1e-9))
             last = b.last_active_before_clear if b.last_active_before_clear is not None else -1
-            stop_tick = max(b.onset_tick, min(first_after_clear, last + 1))
+            # Speech still queued: it played on every tick due before the clear came (also a tick this process
+            # had not served yet). Nothing queued: the reply was in a pause and stopped after its last frame.
+            stop_tick = first_after_clear if b.dropped else min(first_after_clear, last + 1)
+            stop_tick = max(b.onset_tick, stop_tick)
             stop.append(stop_tick * FRAME_S + self.t0 - b.onset_at)
         late = [x for x in self.lateness if x > FRAME_S]
         lat = sorted(self.lateness)
