@@ -300,3 +300,25 @@ def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
                "--include-crds").stdout
     packaged = [d for d in yaml.safe_load_all(out) if d and d["kind"] != "Secret"]
     assert packaged == [o for o in render(DEFAULT) if o["kind"] != "Secret"]
+
+
+def test_tenant_policy_values_reach_the_operator() -> None:
+    # Platform decisions (docs/security.md): chart values -> operator settings -> every agent pod.
+    sets = {"operator.tenantPolicy.urls.allowCidrs": ["10.20.0.0/16"],
+            "operator.tenantPolicy.urls.allowHosts": [".ai.svc.cluster.local"],
+            "operator.tenantPolicy.numbers.allowedCountryCodes": ["82"],
+            "operator.agentData.claimName": "{store}-outbox", "operator.agentDebugEndpoints": True,
+            "operator.agentEgressCidrs": ["203.0.113.0/24"]}
+    c = pod_spec(one(render(DEFAULT, sets), "Deployment", "-operator"))["containers"][0]
+    env = {e["name"]: e.get("value", "") for e in c["env"]}
+    s, _ = operator_settings.parse(c["args"], env={**env, "POD_NAMESPACE": "storeagent-system"})
+    assert s.tenant_policy.urls.allow_cidrs == ("10.20.0.0/16",)
+    assert s.tenant_policy.urls.allow_hosts == (".ai.svc.cluster.local",) and not s.tenant_policy.urls.allow_http
+    assert s.tenant_policy.numbers.allowed_country_codes == ("82",)
+    assert "1900" in s.tenant_policy.numbers.denied_prefixes  # empty deniedPrefixes keep the built-in list
+    assert s.agent_data_claim == "{store}-outbox" and s.agent_debug_endpoints
+    assert s.egress_allow_cidrs == ("203.0.113.0/24",)
+    c = pod_spec(one(render(DEFAULT), "Deployment", "-operator"))["containers"][0]
+    defaults, _ = operator_settings.parse(c["args"], env={e["name"]: e.get("value", "") for e in c["env"]})
+    assert defaults.tenant_policy.numbers.allowed_country_codes == ("1",)
+    assert not defaults.agent_debug_endpoints and defaults.agent_data_claim == ""
