@@ -33,7 +33,7 @@ class NameInUse(Exception):
     def __init__(self, kind: str, namespace: str, name: str, holder: str) -> None:
         super().__init__(f"{kind} {namespace}/{name} already exists and was not created for this StoreAgent "
                          f"({holder}); it is left untouched: rename the StoreAgent or remove that object")
-        self.kind, self.namespace, self.name = kind, namespace, name
+        self.kind, self.namespace, self.name, self.holder = kind, namespace, name, holder
 
 
 class StaleChild(Exception):

@@ -126,6 +126,7 @@ class Controller:
         st.observed.generation = meta.get("generation")
         if st.last_status is None:
             st.stored_conditions = list((body.get("status") or {}).get("conditions") or [])
+        st.observed.spec_error = None  # judged afresh: a fixed spec must not keep the old verdict
         try:
             parsed = model.parse_spec(spec)
             if not model.valid_store_name(st.name):
@@ -153,7 +154,8 @@ class Controller:
             await self.sync_dialplan(st, cascade=True)
         except NameInUse as e:
             await self._failed(st, "NameInUse", str(e))
-            raise RetryLater(str(e), 30.0) from e  # the other object may be removed by its owner
+            # The other object may be removed by its owner: look again now and then.
+            raise RetryLater(str(e), self.settings.name_in_use_retry_seconds) from e
         except StaleChild as e:
             await self._failed(st, "WaitingForGarbageCollection", str(e))
             raise RetryLater(str(e), 5.0) from e
@@ -191,8 +193,8 @@ class Controller:
                 return_exceptions=True)
             taken = [c for c in checks if isinstance(c, NameInUse)]
             if len(taken) > 1:
-                raise NameInUse(taken[0].kind, st.namespace, taken[0].name,
-                                "and " + ", ".join(f"{t.kind} {t.name}" for t in taken[1:]) + " too")
+                also = ", ".join(f"{t.kind} {t.name}" for t in taken[1:])
+                raise NameInUse(taken[0].kind, st.namespace, taken[0].name, f"{taken[0].holder}; also taken: {also}")
             for c in checks:
                 if isinstance(c, BaseException):
                     raise c
@@ -433,7 +435,8 @@ class Controller:
         override = self.settings.stats_address_override
         urls = [f"http://{override}"] if override else [f"http://{ip}:{resources.HTTP_PORT}" for ip in pod_ips]
         timeout = self.settings.stats_timeout_seconds
-        got = await asyncio.gather(*(status.fetch_stats(self._http, u, timeout) for u in urls))
+        limit = self.settings.stats_max_bytes
+        got = await asyncio.gather(*(status.fetch_stats(self._http, u, timeout, limit) for u in urls))
         st.observed.totals = status.aggregate([g for g in got if g is not None])
         await self.refresh_status(st)
 

@@ -77,6 +77,13 @@ class Settings:
         "fc00::/7", "fe80::/10", "::1/128",
     )
 
+    # --- Controller boundaries (issue 11, tenant-control). --------------------------------------------------
+    # Largest /v1/stats answer read from an agent pod (a real one is a few hundred bytes; the pod runs tenant
+    # configuration, so its answer is bounded like any untrusted input). The deadline is stats_timeout_seconds.
+    stats_max_bytes: int = 64 * 1024
+    # Seconds before a shop whose child name is taken by someone else's object looks again.
+    name_in_use_retry_seconds: float = 30.0
+
 
 def bridge_template(gateway: str) -> str:
     """FreeSWITCH bridge string for a number through the gateway; {number} is the E.164 number."""

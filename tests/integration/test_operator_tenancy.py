@@ -302,3 +302,18 @@ async def test_api_errors_are_classified_from_real_status_payloads(operator: Any
         assert unauthorized.value.retryable and unauthorized.value.status == 401
     with pytest.raises(urllib.error.HTTPError):  # the admin connection still works: nothing above was global
         cp.request("GET", f"/api/v1/namespaces/{ns}/configmaps/missing")
+
+
+def test_a_fixed_spec_loses_its_invalid_verdict(operator: Any) -> None:
+    """What only the operator can judge (an IANA timezone) is refused, and judged afresh once fixed."""
+    cp = operator.cp
+    ns, store = "tenancy-fixed", "fixed-bakery"
+    create_namespace(cp, ns)
+    doc = shop(ns, store, "+15553210500")
+    doc["spec"]["profile"]["timezone"] = "Mars/Olympus_Mons"
+    apply_shop(cp, doc)
+    bad = wait_for(lambda: cond_is(cp, ns, store, "Ready", "False", "InvalidSpec"), 90, "InvalidSpec")
+    assert "timezone" in bad["message"].lower() or "Mars" in bad["message"], bad
+    doc["spec"]["profile"]["timezone"] = "Europe/Berlin"
+    apply_shop(cp, doc)
+    wait_for(lambda: cond_is(cp, ns, store, "Ready", "True"), 120, "Ready once the spec is fixed")
