@@ -8,9 +8,9 @@ Method (also in docs/benchmarks.md):
 - Latency phase, `--calls` concurrent calls (default 50); then the capacity ladder, `--ladder` rungs of
   concurrent calls, each a fresh generator run of the same script (greeting, two questions, the second answer
   interrupted), stopping at the first rung that slips. A rung slips, and the reason is printed, when any of:
-  a call failed; a barge-in got no clear; the caller's playout underran; overhead p95 > 10 ms; barge-in stop
-  p95 > 100 ms; the agent's loop lag p99 > 20 ms over that rung's own window; or the generator itself fell
-  behind (over 1 % of its ticks > 20 ms late: then the figures are not the agent's, and the ladder stops).
+  a call failed; a turn got no reply; a barge-in got no clear; the caller's playout underran; overhead
+  p95 > 10 ms; barge-in stop p95 > 100 ms; the agent's loop lag p99 > 20 ms over that rung's own window; or
+  the generator itself fell behind (over 1 % of its ticks > 20 ms late: then the figures are not the agent's).
 - Figures (definitions in bench/loadgen.py): overhead = first agent audio byte received by the caller -
   scheduled time of the frame that ended the turn - the injected provider delays (STT final + LLM first token +
   TTS first audio); barge-in stop = scheduled time of the interruption's first frame -> first playout tick with
@@ -103,6 +103,7 @@ def run_calls(agent: AgentProcess, calls: int, args: argparse.Namespace) -> dict
     rung: dict[str, Any] = {
         "calls": calls,
         "turns": len(over),
+        "turns_unanswered": gen["turns_unanswered"],
         "overhead_p50_ms": ms(pct(over, 50)),
         "overhead_p95_ms": ms(pct(over, 95)),
         "overhead_max_ms": ms(max(over) if over else None),
@@ -138,6 +139,8 @@ def slip_reasons(r: dict[str, Any], gen: dict[str, Any]) -> list[str]:
                    "these figures are not the agent's")
     if r["errors"]:
         why.append(f"{r['errors']} calls failed (first: {gen['errors'][0]})")
+    if r["turns_unanswered"]:
+        why.append(f"{r['turns_unanswered']} turns got no reply")
     if r["barge_in_missed"]:
         why.append(f"{r['barge_in_missed']} of {r['barge_ins']} barge-ins got no clear")
     if r["underruns"]:
@@ -196,6 +199,7 @@ def main() -> None:
         "barge_in_late": lat["barge_in_late"],
         "underruns": lat["underruns"],
         "turns": lat["turns"],
+        "turns_unanswered": lat["turns_unanswered"],
         "pinned": PIN,
         "load_avg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }

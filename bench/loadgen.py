@@ -102,6 +102,7 @@ class CallResult:
     overheads: list[tuple[float, float]] = field(default_factory=list)  # from tick, from send; s, with delays
     barge: BargeIn | None = None
     underruns: int = 0
+    unanswered: int = 0  # turns (as the agent's detector ends them) that no agent audio followed
     error: str | None = None
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -206,6 +207,8 @@ class Call:
         frame = self.up.popleft() if self.up else SILENCE
         ws.send_binary(frame)
         if isinstance(self.turns.feed(self.vad.is_speech(frame), scheduled), TurnEnd):
+            if self.turn_ended_at is not None:  # the previous turn never got a reply
+                self.result.unanswered += 1
             self.turn_ended_at = (scheduled, asyncio.get_running_loop().time())  # the frame just went out
         t = self.playout.next_frame()
         if t.active:
@@ -264,6 +267,9 @@ class Call:
 
     async def _finish(self) -> None:
         self.result.underruns = self.playout.underruns
+        if self.turn_ended_at is not None:
+            self.result.unanswered += 1
+            self.turn_ended_at = None
         with contextlib.suppress(Exception):
             await self.esl.caller_hangup()
             await asyncio.wait_for(self.esl.wait_closed(), 10)
@@ -382,6 +388,7 @@ class Generator:
             "barge_ins": barges,
             "barge_in_missed": missed,
             "underruns": sum(c.result.underruns for c in self.calls),
+            "turns_unanswered": sum(c.result.unanswered for c in self.calls),
             "ticks": len(self.lateness),
             "late_ticks": len(late),
             "tick_lateness_p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None,

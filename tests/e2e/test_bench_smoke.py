@@ -32,7 +32,7 @@ def test_bench_smoke_reports_every_key_with_consistent_counts() -> None:
     # every call interrupted its last answer once, and the agent cleared every time
     assert result["barge_ins"] == calls and result["barge_in_missed"] == 0
     # one reply per question plus the reply to the interruption, each timed to its first byte received
-    assert result["turns"] == calls * (questions + 1)
+    assert result["turns"] == calls * (questions + 1) and result["turns_unanswered"] == 0
     assert result["overhead_p50_ms"] is not None and result["overhead_p50_ms"] <= result["overhead_p95_ms"]
     # from the scheduled onset: the third speech frame (speech_start_ms = 60) goes up 40 ms after the first,
     # so no clear can be received sooner (a clock taken when the caller's tick woke could say less)
