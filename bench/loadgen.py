@@ -127,6 +127,9 @@ class Call:
         self.last_active = -1
         # (T(decision tick), when that frame was written) of a turn whose reply has not arrived yet
         self.turn_ended_at: tuple[float, float] | None = None
+        # Spoke and no reply yet: audio now is the rest of what the agent said before (a stalled agent's greeting
+        # can resume after the caller thought it over), not the answer to wait for.
+        self.awaiting_reply = False
         self.result = CallResult()
         self.ws_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -169,6 +172,7 @@ class Call:
         if self.turn_ended_at is not None:
             self.result.overheads.append((now - self.turn_ended_at[0], now - self.turn_ended_at[1]))
             self.turn_ended_at = None
+            self.awaiting_reply = False
         self.playout.write(data)
 
     def _on_text(self, text: str, now: float) -> None:
@@ -216,9 +220,9 @@ class Call:
         if t.played_marks:
             self._marks(t.played_marks, "played")
         active = t.active or self.playout.buffered_bytes > 0
-        self.heard = self.heard or active
+        self.heard = self.heard or (active and not self.awaiting_reply)
         self.quiet = 0 if active else self.quiet + 1
-        if t.active and self.playing_since is None:
+        if t.active and self.playing_since is None and not self.awaiting_reply:
             self.playing_since = k
 
     def enter(self, step: Step, k: int | None = None) -> None:
@@ -235,6 +239,7 @@ class Call:
             if self.questions_left > 0:
                 self.questions_left -= 1
                 self.up.extend(QUESTION)
+                self.awaiting_reply = True
                 self.enter(Step.BARGE_WAIT if self.barge and self.questions_left == 0 else Step.LISTENING, k)
             else:
                 self.hang_up()
@@ -245,6 +250,7 @@ class Call:
             if started and self.last_active == k - 1:
                 self.result.barge = BargeIn(onset_tick=k, onset_at=scheduled)
                 self.up.extend(INTERRUPTION)  # its first frame goes up on this tick
+                self.awaiting_reply = True
                 self.enter(Step.AFTER_BARGE, k)
         elif self.step is Step.AFTER_BARGE:
             b = self.result.barge
