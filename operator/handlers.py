@@ -75,13 +75,21 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
             await ctl().close()
             await ctl().api.close()
 
+    tenant_namespaces = set(settings.namespaces)
+
+    def served(namespace: str | None, **_: Any) -> bool:
+        # With a namespace list kopf also watches the operator's own namespace (the dialplan ConfigMaps);
+        # StoreAgents there are served only if it is one of the listed namespaces.
+        return not tenant_namespaces or namespace in tenant_namespaces
+
     # Index handlers are coroutines: kopf runs plain functions in a thread pool, a thread hop per event.
-    @kopf.index(*SA, registry=registry, id="number_claims")
+    @kopf.index(*SA, registry=registry, id="number_claims", when=served)
     async def number_claims(**kw: Any) -> dict[str, Any]:
         namespace, name, uid, spec, meta = kw["namespace"], kw["name"], kw["uid"], kw["spec"], kw["meta"]
         # A shop being deleted claims nothing: its numbers may pass on to the next claimant.
         if meta.get("deletionTimestamp"):
             ctl().set_claim(f"{namespace}/{name}", None)
+            ctl().mark_deleting(namespace, name)  # foreground deletion removes children first: no restores
             return {}
         numbers = spec.get("phoneNumbers") or []
         claim = dialplan.Claim(namespace, name, str(meta.get("creationTimestamp", "")),
@@ -113,13 +121,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
         pods = holder.get("agent_pods")
         found = pods.get((st.namespace, st.name), []) if pods is not None else []
         return [ip for ip, ready in found if ready and ip]
-
-    tenant_namespaces = set(settings.namespaces)
-
-    def served(namespace: str | None, **_: Any) -> bool:
-        # With a namespace list kopf also watches the operator's own namespace (the dialplan ConfigMaps);
-        # StoreAgents there are served only if it is one of the listed namespaces.
-        return not tenant_namespaces or namespace in tenant_namespaces
 
     @kopf.on.resume(*SA, registry=registry, id="reconcile", when=served)
     @kopf.on.create(*SA, registry=registry, id="reconcile", when=served)

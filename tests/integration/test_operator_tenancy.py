@@ -9,6 +9,7 @@ import copy
 import json
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -317,3 +318,25 @@ def test_a_fixed_spec_loses_its_invalid_verdict(operator: Any) -> None:
     doc["spec"]["profile"]["timezone"] = "Europe/Berlin"
     apply_shop(cp, doc)
     wait_for(lambda: cond_is(cp, ns, store, "Ready", "True"), 120, "Ready once the spec is fixed")
+
+
+def _restores(operator: Any) -> float:
+    with urllib.request.urlopen(f"http://{operator.metrics_address}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("storeagent_operator_child_restores_total{"))
+
+
+def test_foreground_deletion_is_not_undone_by_the_restores(operator: Any) -> None:
+    """`kubectl delete --cascade=foreground` removes the children before the shop: none may come back."""
+    cp = operator.cp
+    ns, store = "tenancy-foreground", "gone-bakery"
+    create_namespace(cp, ns)
+    apply_shop(cp, shop(ns, store, "+15553210600"))
+    wait_for(lambda: cond_is(cp, ns, store, "Ready", "True"), 120, "shop Ready")
+    before = _restores(operator)
+    cp.kubectl("delete", "storeagent", store, "-n", ns, "--cascade=foreground", "--timeout=90s")
+    for _kind, prefix, plural, suffix in SHOP_CHILDREN:
+        wait_for(lambda p=prefix, pl=plural, s=suffix: get_or_none(cp, child_path(p, pl, ns, store + s)) is None,
+                 90, f"{plural} gone")
+    assert _restores(operator) == before
