@@ -42,22 +42,23 @@ TRANSFER_RINGBACK = "%(2000,4000,440,480)"
 RESULT_MARGIN_S = 30.0  # beyond the ring time, how long to wait for FreeSWITCH to report the bridge's result
 
 
-def bridge_result(complete: ChannelEvent | None, bridged: bool) -> TransferResult:
-    """The staff leg's fate from what FreeSWITCH 1.10.12 reports (switch_ivr_originate.c, mod_dptools bridge).
+def bridge_result(event: ChannelEvent | None, bridged: bool) -> TransferResult:
+    """The staff leg's fate from what FreeSWITCH 1.10.12 reports (switch_ivr_originate.c, mod_dptools bridge;
+    recorded on a real 1.10.12: answered, NO_ANSWER, NORMAL_TEMPORARY_FAILURE for an unreachable phone).
 
-    Answered: CHANNEL_BRIDGE fired on our channel, or the bridge's CHANNEL_EXECUTE_COMPLETE carries
-    `originate_disposition` "call accepted". Not answered: that variable is the originate's cause (NO_ANSWER,
-    USER_BUSY, CALL_REJECTED, INVALID_GATEWAY, ORIGINATOR_CANCEL, ...); `continue_on_fail` kept the caller's
-    channel up unless its Answer-State says "hangup" (the caller left while it rang). DIALSTATUS is not used:
-    1.10.12 sets it to "EARLY" for an answered peer.
+    `event` is the CHANNEL_BRIDGE (bridged) or the bridge's CHANNEL_EXECUTE_COMPLETE. Answered: CHANNEL_BRIDGE
+    fired on our channel, or `originate_disposition` is SUCCESS. Not answered: that variable is the originate's
+    cause (NO_ANSWER, USER_BUSY, CALL_REJECTED, INVALID_GATEWAY, NORMAL_TEMPORARY_FAILURE, ORIGINATOR_CANCEL..);
+    `continue_on_fail` kept the caller's channel up unless its Answer-State says "hangup" (the caller left while
+    it rang).
     """
-    if bridged:
-        return TransferResult(answered=True, cause="call accepted")
-    if complete is None:
-        return TransferResult(answered=False, cause="no result from FreeSWITCH")
-    h = complete.headers
+    h = event.headers if event is not None else {}
     disposition = h.get("variable_originate_disposition", "")
-    if disposition == "call accepted":
+    if bridged:
+        return TransferResult(answered=True, cause=disposition or "SUCCESS")
+    if event is None:
+        return TransferResult(answered=False, cause="no result from FreeSWITCH")
+    if disposition == "SUCCESS":
         return TransferResult(answered=True, cause=disposition)
     cause = disposition or h.get("variable_originate_failed_cause") or "UNKNOWN"
     return TransferResult(answered=False, cause=cause, caller_gone=h.get("Answer-State") == "hangup")
@@ -121,6 +122,7 @@ class CallSession:
         self._started = time.monotonic()
         self._hung_up = asyncio.Event()
         self._bridged = asyncio.Event()  # CHANNEL_BRIDGE: a staff leg answered
+        self._bridge_event: ChannelEvent | None = None
         self._bridge: asyncio.Task[ChannelEvent | None] | None = None
 
     async def run(self) -> None:
@@ -216,6 +218,7 @@ class CallSession:
             if ev.name == "DTMF":
                 conv.post_dtmf(ev.headers.get("DTMF-Digit", ""))
             elif ev.name == "CHANNEL_BRIDGE":
+                self._bridge_event = ev
                 self._bridged.set()
             elif ev.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
                 self._hung_up.set()
@@ -268,7 +271,7 @@ class CallSession:
             for w in waits:
                 w.cancel()
         if self._bridged.is_set():
-            return bridge_result(None, bridged=True)
+            return bridge_result(self._bridge_event, bridged=True)
         if bridge.done():
             if bridge.cancelled() or bridge.exception() is not None:  # the channel or the connection went away
                 return TransferResult(answered=False, cause="call ended", caller_gone=True)

@@ -77,7 +77,9 @@ class OutboxService:
                 continue
             at = max(0.0, min(duration, line.at - t0)) if line.at else 0.0
             turns.append(TurnRecord(role="caller" if line.role == "caller" else "agent", text=text,
-                                    start_s=at, end_s=at, truncated=line.role == "agent" and line.heard != line.text))
+                                    start_s=at, end_s=at,
+                                    # heard is None for audio sent without marks (the short filler)
+                                    truncated=line.role == "agent" and line.heard not in (None, line.text)))
         rec = CallRecordInput(
             call_id=uuid, store=self.shop.store, started_at=started, ended_at=ended,
             outcome=outcome.outcome if outcome.outcome in ("answered", "message", "transferred", "abandoned",

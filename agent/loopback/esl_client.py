@@ -17,9 +17,9 @@ Behaviour follows mod_event_socket / switch_ivr_parse_event (FreeSWITCH 1.10) an
   that rejects fails with its cause; one that never answers fails with NO_ANSWER after `call_timeout` (default
   60 s). A failure sets `originate_disposition` and `DIALSTATUS` (orig.c's mapping) and `originate_failed_cause`,
   then hangs the caller up with that cause unless `continue_on_fail` allows it (switch_channel_handle_cause).
-  An answered bridge fires CHANNEL_BRIDGE (`originate_disposition` "call accepted", and DIALSTATUS "EARLY": orig.c
-  really says EARLY for an answered peer), and when the staff hang up CHANNEL_UNBRIDGE, then with
-  `hangup_after_bridge` the caller's CHANNEL_HANGUP with the staff leg's cause, then the bridge's completion.
+  An answered bridge fires CHANNEL_BRIDGE (`originate_disposition` and DIALSTATUS SUCCESS, Other-Leg-* headers:
+  as recorded on a real 1.10.12), and when the staff hang up CHANNEL_UNBRIDGE, then with `hangup_after_bridge`
+  the caller's CHANNEL_HANGUP with the staff leg's cause, then the bridge's completion.
 Events reach the agent only once it subscribed (myevents: the channel's own events; CUSTOM only by subclass).
 """
 
@@ -342,7 +342,8 @@ class LoopbackEslClient:
 
     async def _bridge(self, dial: str) -> None:
         v = self.channel.variables
-        for name in ("originate_disposition", "DIALSTATUS", "originate_failed_cause"):
+        for name in ("originate_disposition", "DIALSTATUS", "originate_failed_cause", "originate_causes",
+                     "originated_legs"):
             v.pop(name, None)
         kind, _, rest = dial.partition("/gateway/")
         gateway, _, number = rest.partition("/")
@@ -353,25 +354,29 @@ class LoopbackEslClient:
             await self._bridge_failed("INVALID_GATEWAY")  # mod_sofia: "Invalid Gateway"
             return
         self.dialed.append(number)
+        b_uuid = str(uuidlib.uuid4())
+        v["originated_legs"] = f"{b_uuid};Outbound Call;{number}"
         staff = self.staff
         if staff.reject:
-            await self._bridge_failed(staff.reject)
+            await self._bridge_failed(staff.reject, b_uuid)
             return
         timeout = _seconds(v.get("call_timeout", ""), 60.0)
         ring = timeout if staff.answer_after_s is None else min(timeout, staff.answer_after_s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._gone.wait(), ring)
         if self._hung_up:  # the caller hung up while it rang
-            await self._bridge_failed("ORIGINATOR_CANCEL")
+            await self._bridge_failed("ORIGINATOR_CANCEL", b_uuid)
             return
         if staff.answer_after_s is None or staff.answer_after_s > timeout:
-            await self._bridge_failed("NO_ANSWER")
+            await self._bridge_failed("NO_ANSWER", b_uuid)
             return
-        b_uuid = str(uuidlib.uuid4())
         self._answer()  # the caller's channel answers when the peer does, if it had not yet
-        v.update(originate_disposition="call accepted", DIALSTATUS="EARLY", bridge_to=b_uuid)
+        v.update(originate_disposition="SUCCESS", DIALSTATUS="SUCCESS", originate_causes=f"{b_uuid};NONE",
+                 bridge_to=b_uuid)
         legs = [("Bridge-A-Unique-ID", self.uuid), ("Bridge-B-Unique-ID", b_uuid), ("Other-Type", "originatee"),
-                ("Other-Leg-Destination-Number", number), ("Other-Leg-Unique-ID", b_uuid)]
+                ("Other-Leg-Direction", "outbound"), ("Other-Leg-Callee-ID-Number", number),
+                ("Other-Leg-Destination-Number", number), ("Other-Leg-Unique-ID", b_uuid),
+                ("Other-Leg-Source", "mod_sofia"), ("Other-Leg-Channel-Name", f"sofia/trunk/{number}")]
         calling = ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1689)
         self._emit("CHANNEL_BRIDGE", self.channel.event("CHANNEL_BRIDGE", calling, extra=legs))
         with contextlib.suppress(TimeoutError):
@@ -384,9 +389,11 @@ class LoopbackEslClient:
         if staff_hung_up and v.get("hangup_after_bridge", "").lower() in ("true", "yes", "on", "1"):
             await self._start_hangup("NORMAL_CLEARING")
 
-    async def _bridge_failed(self, cause: str) -> None:
+    async def _bridge_failed(self, cause: str, b_uuid: str = "") -> None:
         v = self.channel.variables
         v.update(originate_disposition=cause, DIALSTATUS=_DIALSTATUS.get(cause, cause), originate_failed_cause=cause)
+        if b_uuid:  # a staff leg existed (it rang or rejected): as recorded, its cause is also the bridge's
+            v.update(originate_causes=f"{b_uuid};{cause}", last_bridge_hangup_cause=cause)
         # switch_channel_handle_cause: only continue_on_fail (true, or a list naming the cause) keeps the caller.
         allowed = [c.strip().upper() for c in v.get("continue_on_fail", "").split(",")]
         if not ({"TRUE", "YES", "ON", "1", cause} & set(allowed)):

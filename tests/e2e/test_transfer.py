@@ -108,4 +108,4 @@ async def test_answered_transfer_is_transferred_and_the_agent_lets_go(tmp_path: 
     assert "CHANNEL_BRIDGE" in call.esl.sent_events
     assert out.outcome == "transferred" and out.transferred_to == "+15551239999"
     assert record["outcome"] == "transferred" and record["transferred_to"] == "+15551239999"
-    assert record["transfers"] == [{"to": "+15551239999", "answered": True, "result": "call accepted"}]
+    assert record["transfers"] == [{"to": "+15551239999", "answered": True, "result": "SUCCESS"}]

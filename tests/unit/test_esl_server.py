@@ -88,7 +88,7 @@ async def test_replay_agent_hangs_up(servers: list[EslServer], errors: list[tupl
     assert [m.command for m in fs.received][:4] == [
         "connect",
         "myevents json",
-        "event json CUSTOM storeagent::connect storeagent::disconnect storeagent::error storeagent::mark",
+        "event json CUSTOM storeagent::connect storeagent::disconnect storeagent::error",
         "linger",
     ]
     assert errors == [] and server.active_connections == 0
@@ -194,7 +194,8 @@ async def test_full_call_against_the_loopback(servers: list[EslServer], errors: 
     await fs.start()
     while not (fs.answered and api_calls and len(fs.commands("api")) >= 3):
         await _within(asyncio.sleep(0.01))
-    await fs.emit_custom("storeagent::mark", {"Mark-Name": "greeting", "Mark-Event": "played"})
+    await fs.emit_custom("storeagent::error", {"Reason": "websocket closed"})
+    await fs.emit_custom("storeagent::mark", {"Mark-Name": "greeting", "Mark-Event": "played"})  # not subscribed
     await fs.emit_custom("storeagent::unsubscribed", {})
     await fs.send_dtmf("7")
     await fs.caller_hangup()
@@ -205,7 +206,7 @@ async def test_full_call_against_the_loopback(servers: list[EslServer], errors: 
     events = result["events"]
     assert isinstance(events, list)
     assert events[-8:] == [
-        "storeagent::mark",
+        "storeagent::error",
         "DTMF",
         "CHANNEL_HANGUP",
         "CHANNEL_UNPARK",

@@ -83,6 +83,7 @@ async def test_unanswered_rings_for_call_timeout_then_no_answer(agent: Agent) ->
     assert 0.9 < ended - started < 3
     assert (done["variable_originate_disposition"], done["variable_DIALSTATUS"]) == ("NO_ANSWER", "NOANSWER")
     assert done["variable_originate_failed_cause"] == "NO_ANSWER" and fs.dialed == ["+15551239999"]
+    assert done["variable_last_bridge_hangup_cause"] == "NO_ANSWER" and done["Application-Response"] == "_none_"
     result = bridge_result(events[-1], bridged=False)
     assert not result.answered and result.cause == "NO_ANSWER" and not result.caller_gone
     await fs.close()
@@ -96,8 +97,9 @@ async def test_answered_bridge_then_staff_hang_up_ends_the_call(agent: Agent) ->
     bridge = next(e for e in events if e.name == "CHANNEL_BRIDGE")
     assert bridge.headers["Bridge-A-Unique-ID"] == fs.uuid and bridge.headers["Unique-ID"] == fs.uuid
     done = events[-1].headers
-    # 1.10.12 really reports DIALSTATUS=EARLY for an answered peer: the agent must not read DIALSTATUS.
-    assert (done["variable_originate_disposition"], done["variable_DIALSTATUS"]) == ("call accepted", "EARLY")
+    # As recorded on a real 1.10.12 (the CHANNEL_BRIDGE of an answered transfer).
+    assert (done["variable_originate_disposition"], done["variable_DIALSTATUS"]) == ("SUCCESS", "SUCCESS")
+    assert bridge.headers["Other-Type"] == "originatee" and bridge.headers["Other-Leg-Unique-ID"]
     assert done["Answer-State"] == "hangup" and done["Hangup-Cause"] == "NORMAL_CLEARING"
     assert bridge_result(events[-1], bridged=False).answered and bridge_result(None, bridged=True).answered
     await fs.close()
