@@ -134,6 +134,10 @@ class Controller:
             # The platform's URL and number policy (tenant-input): refused specs get no pods and no dialplan.
             if refused := model.policy_violations(parsed, self.settings.tenant_policy):
                 raise InvalidSpec("; ".join(refused))
+            try:  # a stored value outside the dialplan allowlist (written before a rule existed)
+                dialplan.check_spec(st.namespace, st.name, parsed)
+            except dialplan.RenderError as e:
+                raise InvalidSpec(str(e)) from e
         except ValidationError as e:
             st.observed.spec_error = _format_error(e)
         except InvalidSpec as e:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
-from storeagent.operator.model import PLAYBACK_MAX, PLAYBACK_RE, PREPROCESS_WORD, Fallback
+from storeagent.operator.model import PLAYBACK_MAX, PLAYBACK_RE, PREPROCESS_WORD, Fallback, StoreAgentSpec
 
 SHARDS = 16
 # Languages freeswitch/sounds/apologies.json has an apology for (a unit test keeps both in step); the first
@@ -85,6 +85,12 @@ def _check_inputs(namespace: str, name: str, numbers: list[str], service_host: s
         raise RenderError("eslPort", esl_port, "must be a TCP port")
     if type(generation) is not int or generation < 0:
         raise RenderError("generation", generation, "must be a non-negative integer")
+
+
+def check_spec(namespace: str, name: str, spec: StoreAgentSpec) -> None:
+    """What render() would refuse in this shop, checked before anything of the shop is written (RenderError)."""
+    _check_inputs(namespace, name, list(spec.phone_numbers), f"{name}.{namespace}.svc.cluster.local", 1,
+                  spec.fallback, apology_file(spec.language), 0)
 
 
 @dataclass(frozen=True)

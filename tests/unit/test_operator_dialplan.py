@@ -164,3 +164,15 @@ def test_shards_are_stable_and_bounded() -> None:
     assert seen == {str(dialplan.shard_of("shops", "bakery"))}
     assert {dialplan.shard_of("ns", f"s{i}") for i in range(500)} == set(range(dialplan.SHARDS))
     assert dialplan.configmap_name(3) == "storeagent-dialplan-03"
+
+
+def test_check_spec_refuses_before_anything_is_written() -> None:
+    from storeagent.operator import model
+    ok = model.parse_spec({"phoneNumbers": ["+15550000001"], "profile": {"name": "X"}})
+    dialplan.check_spec("shops", "bakery", ok)
+    hostile = Fallback.model_construct(forward_to=None, playback="${fsctl(shutdown)}")
+    stored = ok.model_copy(update={"fallback": hostile})
+    with pytest.raises(dialplan.RenderError, match=r"fallback\.playback"):
+        dialplan.check_spec("shops", "bakery", stored)
+    with pytest.raises(dialplan.RenderError, match=r"metadata\.namespace"):
+        dialplan.check_spec("shops-x-pre-process", "bakery", ok)
