@@ -2,6 +2,7 @@
  * thread (sa_call_feed) and the module's 20 ms clock (sa_call_tick); the parts they share are thread-safe. */
 #include "sa_call.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct sa_call {
     sa_resampler_t *up_rs;       /* call_rate -> ws_rate, media thread only */
     sa_resampler_t *down_rs;     /* ws_rate -> call_rate, tick thread only */
     sa_ws_t *ws;
+    int started;                 /* atomic: ws is set (the media bug may feed before start) */
+    pthread_mutex_t send_lock;   /* uplink take + send, so the media path and the tick never reorder frames */
     uint64_t ticks;
     /* counters touched from several threads: updated with __atomic builtins */
     uint64_t down_bytes, marks_played, marks_cleared, clears, malformed, unknown;
@@ -88,6 +91,7 @@ sa_call_t *sa_call_new(const sa_call_config_t *cfg, char *err, size_t errlen)
     c->uplink = sa_uplink_new(cfg->ws_rate, SA_UPLINK_BACKLOG_MS);
     c->up_rs = sa_resampler_new(cfg->call_rate, cfg->ws_rate);
     c->down_rs = sa_resampler_new(cfg->ws_rate, cfg->call_rate);
+    pthread_mutex_init(&c->send_lock, NULL);
     if (!c->uuid || !c->url || !c->token || !c->playout || !c->uplink || !c->up_rs || !c->down_rs) {
         sa_call_free(c);
         bad(err, errlen, "out of memory");
@@ -157,6 +161,7 @@ int sa_call_start(sa_call_t *c, char *err, size_t errlen)
     sa_ws_handlers_t h = {ws_open, ws_binary, ws_text, ws_close, c};
     int rc = sa_ws_connect(&wc, &h, &c->ws, err, errlen);
     free(start);
+    if (rc == 0) __atomic_store_n(&c->started, 1, __ATOMIC_RELEASE);
     return rc;
 }
 
@@ -174,6 +179,21 @@ void sa_call_feed(sa_call_t *c, const int16_t *pcm, size_t n)
     }
 }
 
+static void send_pcm(sa_call_t *c, const int16_t *pcm, size_t n);
+
+/* Media path: whole frames go to the agent as FreeSWITCH reads them, not on the next tick (up to 20 ms sooner:
+ * barge-in is measured from the caller's first syllable). Never blocks: busy means the tick sends them. */
+static void uplink_now(sa_call_t *c)
+{
+    if (!__atomic_load_n(&c->started, __ATOMIC_ACQUIRE)) return;
+    if (pthread_mutex_trylock(&c->send_lock) != 0) return;
+    int16_t up[SA_UPLINK_MAX_FRAMES * SA_MAX_FRAME];
+    size_t fs = sa_uplink_frame_samples(c->uplink);
+    size_t frames = sa_uplink_take(c->uplink, up);
+    for (size_t i = 0; i < frames; i++) send_pcm(c, up + i * fs, fs);
+    pthread_mutex_unlock(&c->send_lock);
+}
+
 size_t sa_call_drain(sa_call_t *c, sa_read_frame_fn read, void *src)
 {
     if (!c || !read) return 0;
@@ -187,6 +207,7 @@ size_t sa_call_drain(sa_call_t *c, sa_read_frame_fn read, void *src)
         sa_call_feed(c, buf, (size_t)got);
         fed++;
     }
+    if (fed) uplink_now(c);
     return fed;
 }
 
@@ -205,8 +226,10 @@ size_t sa_call_tick(sa_call_t *c, int16_t *out, size_t n)
     if (!c || !out || n == 0 || n > SA_MAX_FRAME) return 0;
     int16_t up[SA_UPLINK_MAX_FRAMES * SA_MAX_FRAME];
     size_t fs = sa_uplink_frame_samples(c->uplink);
+    pthread_mutex_lock(&c->send_lock);
     size_t frames = sa_uplink_tick(c->uplink, up);
     for (size_t i = 0; c->ws && i < frames; i++) send_pcm(c, up + i * fs, fs);
+    pthread_mutex_unlock(&c->send_lock);
 
     size_t n_ws = n * c->ws_rate / c->call_rate;
     int16_t ws_pcm[SA_MAX_FRAME];
@@ -273,6 +296,7 @@ void sa_call_free(sa_call_t *c)
     sa_uplink_free(c->uplink);
     sa_resampler_free(c->up_rs);
     sa_resampler_free(c->down_rs);
+    pthread_mutex_destroy(&c->send_lock);
     free(c->uuid);
     free(c->url);
     free(c->token);

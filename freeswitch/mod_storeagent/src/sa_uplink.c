@@ -10,6 +10,7 @@ struct sa_uplink {
     int16_t *buf; /* linear buffer; frames are consumed from the front (memmove of <= a few frames) */
     size_t cap, count, frame;
     unsigned short_ticks;
+    unsigned taken; /* frames sa_uplink_take sent since the last tick */
     uint64_t busy_dropped; /* updated atomically: counted without the lock */
     sa_uplink_stats_t st;
 };
@@ -86,6 +87,8 @@ size_t sa_uplink_tick(sa_uplink_t *up, int16_t *frames)
             up->st.frames_real++;
             out++;
         }
+    } else if (up->taken) { /* the media path kept the cadence this period */
+        up->short_ticks = 0;
     } else if (++up->short_ticks >= 2) {
         size_t have = up->count;
         memcpy(frames, up->buf, have * sizeof(int16_t));
@@ -94,6 +97,23 @@ size_t sa_uplink_tick(sa_uplink_t *up, int16_t *frames)
         up->st.frames_silence++;
         out = 1;
     }
+    up->taken = 0;
+    pthread_mutex_unlock(&up->lock);
+    return out;
+}
+
+size_t sa_uplink_take(sa_uplink_t *up, int16_t *frames)
+{
+    if (!up || !frames) return 0;
+    if (pthread_mutex_trylock(&up->lock) != 0) return 0; /* the tick has it: it sends the frame */
+    size_t out = 0;
+    while (out < SA_UPLINK_MAX_FRAMES && up->count >= up->frame) {
+        memcpy(frames + out * up->frame, up->buf, up->frame * sizeof(int16_t));
+        drop_front(up, up->frame);
+        up->st.frames_real++;
+        out++;
+    }
+    up->taken += (unsigned)out;
     pthread_mutex_unlock(&up->lock);
     return out;
 }

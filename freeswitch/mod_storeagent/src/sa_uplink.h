@@ -27,9 +27,15 @@ size_t sa_uplink_frame_samples(const sa_uplink_t *up);
 int sa_uplink_push(sa_uplink_t *up, const int16_t *pcm, size_t n, int try_only);
 
 /* Once per 20 ms tick. Writes 0..SA_UPLINK_MAX_FRAMES frames into `frames` (room for that many) and returns the
- * count: a frame when one is queued (two when behind); nothing on the first short tick (late audio gets one tick of
- * grace); a frame of (partial audio +) silence from the second short tick on. */
+ * count: a frame when one is queued (two when behind); nothing when sa_uplink_take sent audio since the last tick;
+ * otherwise nothing on the first short tick (late audio gets one tick of grace) and a frame of (partial audio +)
+ * silence from the second short tick on. */
 size_t sa_uplink_tick(sa_uplink_t *up, int16_t *frames);
+
+/* Media path (never blocks: trylock): takes the whole frames queued now, at most SA_UPLINK_MAX_FRAMES, so caller
+ * audio leaves when FreeSWITCH reads it instead of on the next tick (barge-in latency). The next tick counts that
+ * period as served: no grace used, no silence inserted. Returns the frame count (0 when busy or short). */
+size_t sa_uplink_take(sa_uplink_t *up, int16_t *frames);
 
 void sa_uplink_stats(sa_uplink_t *up, sa_uplink_stats_t *out);
 

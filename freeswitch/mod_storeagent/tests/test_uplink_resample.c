@@ -41,6 +41,37 @@ static void sends_a_frame_per_tick_and_silence_when_rtp_pauses(void **state)
     sa_uplink_free(up);
 }
 
+static void media_path_sends_at_once_and_the_tick_adds_no_silence(void **state)
+{
+    (void)state;
+    sa_uplink_t *up = sa_uplink_new(8000, 200);
+    int16_t pcm[FRAME], frames[SA_UPLINK_MAX_FRAMES * FRAME];
+    for (int i = 0; i < FRAME; i++) pcm[i] = (int16_t)(100 + i);
+    /* a partial frame is not taken: it waits for the rest */
+    sa_uplink_push(up, pcm, FRAME / 2, 1);
+    assert_int_equal(sa_uplink_take(up, frames), 0);
+    sa_uplink_push(up, pcm + FRAME / 2, FRAME / 2, 1);
+    assert_int_equal(sa_uplink_take(up, frames), 1);
+    assert_memory_equal(frames, pcm, sizeof(pcm));
+    /* steady RTP, media path and clock interleaved with any phase: every frame once, never a silence frame */
+    int sent = 1;
+    for (int t = 0; t < 50; t++) {
+        sa_uplink_push(up, pcm, FRAME, 1);
+        sent += (int)sa_uplink_take(up, frames);
+        sent += (int)sa_uplink_tick(up, frames);
+    }
+    assert_int_equal(sent, 51);
+    /* RTP stops: the clock keeps the cadence again after its one tick of grace */
+    assert_int_equal(sa_uplink_tick(up, frames), 0);
+    assert_int_equal(sa_uplink_tick(up, frames), 1);
+    sa_uplink_stats_t st;
+    sa_uplink_stats(up, &st);
+    assert_int_equal(st.frames_real, 51);
+    assert_int_equal(st.frames_silence, 1);
+    assert_int_equal(sa_uplink_take(NULL, frames), 0);
+    sa_uplink_free(up);
+}
+
 static void odd_ptime_keeps_cadence(void **state)
 {
     (void)state;
@@ -131,6 +162,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sends_a_frame_per_tick_and_silence_when_rtp_pauses),
+        cmocka_unit_test(media_path_sends_at_once_and_the_tick_adds_no_silence),
         cmocka_unit_test(odd_ptime_keeps_cadence),
         cmocka_unit_test(backlog_is_bounded),
         cmocka_unit_test(resamples_8k_to_16k_and_back),
