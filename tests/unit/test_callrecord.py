@@ -11,6 +11,7 @@ import pytest
 
 from storeagent.agent.store.callrecord import (
     CallRecordInput,
+    TransferRecord,
     TurnRecord,
     build_call_record,
     enqueue_call_record,
@@ -147,3 +148,14 @@ def test_utc_input_stays_utc() -> None:
         inp(started_at=datetime(2026, 1, 1, tzinfo=UTC), ended_at=datetime(2026, 1, 1, 0, 1, tzinfo=UTC))
     )
     assert p.payload["started_at"] == "2026-01-01T00:00:00.000Z" and p.payload["duration_s"] == 60.0
+
+
+def test_transfer_attempts_are_in_the_record_with_freeswitchs_verdict() -> None:
+    missed = TransferRecord("+15551239999", answered=False, result="NO_ANSWER")
+    payload = build_call_record(inp(outcome="message", message=MESSAGE, transfers=[missed])).payload
+    assert payload["transfers"] == [{"to": "+15551239999", "answered": False, "result": "NO_ANSWER"}]
+    assert "Staff did not answer the transfer (NO_ANSWER)." in payload["summary"]
+    taken = TransferRecord("+15551239999", answered=True, result="SUCCESS")
+    payload = build_call_record(inp(outcome="transferred", transferred_to="+15551239999", transfers=[taken])).payload
+    assert payload["transferred_to"] == "+15551239999" and payload["transfers"][0]["answered"] is True
+    assert payload["summary"].endswith("Transferred to staff (+15551239999).")
