@@ -21,7 +21,7 @@ def test_bench_smoke_reports_every_key_with_consistent_counts() -> None:
     calls, questions = 3, 1
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "agent_bench.py"), "--calls", str(calls), "--ladder", "4",
-         "--questions", str(questions), "--seconds-per-char", "0.03", "--ramp", "0.3"],
+         "--retries", "0", "--questions", str(questions), "--seconds-per-char", "0.03", "--ramp", "0.3"],
         capture_output=True, text=True, timeout=240, check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
