@@ -288,7 +288,7 @@ def policy_violations(spec: StoreAgentSpec, policy: TenantPolicy) -> list[str]:
     targets = [("spec.fallback.forwardTo", spec.fallback.forward_to)] + [
         (f"spec.transfer.staffNumbers[{i}]", n) for i, n in enumerate(spec.transfer.staff_numbers)]
     for path, number in targets:
-        if number is not None and (why := number_refused(number, policy.numbers)):
+        if number is not None and (why := number_refused(number, policy.numbers, spec.phone_numbers)):
             out.append(f"{path}: {why}")
     return out
 

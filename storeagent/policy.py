@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,7 +63,8 @@ class NumberPolicy(_Model):
     """Which numbers a call may be forwarded or transferred to (toll fraud: premium and international)."""
 
     allowed_country_codes: tuple[str, ...] = Field(
-        ("1",), description="E.164 country codes (digits) a target must start with; empty: any country")
+        (), description="E.164 country codes (digits) a target may be in; empty: only the countries of the "
+        "shop's own phoneNumbers (no international forwarding unless the platform allows it); ['*']: any")
     denied_prefixes: tuple[str, ...] = Field(
         DEFAULT_DENIED_PREFIXES, description="E.164 digit prefixes always refused (premium, satellite, ...)")
 
@@ -165,10 +167,24 @@ def check_resolved(host: str, addresses: list[IP], policy: UrlPolicy) -> list[IP
 
 
 E164_DIGITS = re.compile(r"\+([1-9][0-9]{6,14})")
+# ITU-T E.164 country codes are prefix-free: 1 and 7 are one digit, these two, every other three.
+_CC1 = {"1", "7"}
+_CC2 = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48",
+        "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81",
+        "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"}
 
 
-def number_refused(number: str, policy: NumberPolicy) -> str | None:
-    """Why a call may not be sent to this number, or None."""
+def country_code(number: str) -> str | None:
+    m = E164_DIGITS.fullmatch(number)
+    if m is None:
+        return None
+    d = m.group(1)
+    return d[:1] if d[:1] in _CC1 else d[:2] if d[:2] in _CC2 else d[:3]
+
+
+def number_refused(number: str, policy: NumberPolicy, home: Iterable[str] = ()) -> str | None:
+    """Why a call may not be sent to this number, or None. `home`: the shop's own numbers, whose countries
+    are the allowed ones when the platform lists none."""
     m = E164_DIGITS.fullmatch(number)
     if m is None:
         return f"{number!r} is not an E.164 number"
@@ -176,8 +192,9 @@ def number_refused(number: str, policy: NumberPolicy) -> str | None:
     for prefix in policy.denied_prefixes:
         if digits.startswith(prefix):
             return f"{number} is in a refused range (+{prefix}: premium rate or international network)"
-    if policy.allowed_country_codes and not any(digits.startswith(c) for c in policy.allowed_country_codes):
-        allowed = ", ".join(f"+{c}" for c in policy.allowed_country_codes)
-        return f"{number} is outside the countries the platform allows ({allowed})"
+    allowed = set(policy.allowed_country_codes) or {c for n in home if (c := country_code(n))}
+    if "*" not in allowed and country_code(number) not in allowed:
+        listed = ", ".join(f"+{c}" for c in sorted(allowed)) or "none"
+        return f"{number} is outside the countries allowed for this shop ({listed})"
     return None
 

@@ -223,7 +223,7 @@ class ShopTools:
                 return ToolResult("That number is not one of the shop's staff numbers; I can only transfer to "
                                   "the shop's own staff. Offer to transfer to staff or to take a message.")
             number = wanted
-        if number_refused(number, self.number_policy) is not None:
+        if number_refused(number, self.number_policy, self.config.phone_numbers) is not None:
             return ToolResult("That number cannot be called from this line. Offer to take a message instead.")
         if not self.is_staffed(self.now()):
             return ToolResult("Nobody is available to take the call right now, outside staffed hours. "

@@ -320,5 +320,5 @@ def test_tenant_policy_values_reach_the_operator() -> None:
     assert s.egress_allow_cidrs == ("203.0.113.0/24",)
     c = pod_spec(one(render(DEFAULT), "Deployment", "-operator"))["containers"][0]
     defaults, _ = operator_settings.parse(c["args"], env={e["name"]: e.get("value", "") for e in c["env"]})
-    assert defaults.tenant_policy.numbers.allowed_country_codes == ("1",)
+    assert defaults.tenant_policy.numbers.allowed_country_codes == ()  # the shop's own countries
     assert not defaults.agent_debug_endpoints and defaults.agent_data_claim == ""

@@ -82,23 +82,32 @@ def test_redacted_url_keeps_only_scheme_host_and_port() -> None:
     assert redact_url("https://user:secret@hooks.example.com:8443/t/abc?token=xyz") == "https://hooks.example.com:8443"
 
 
+US_SHOP = ("+15551230001",)
+
+
 @pytest.mark.parametrize(("number", "refused"), [
     ("+15551230001", False), ("+14165550100", False),
     ("+19005551234", True), ("+19765551234", True),  # NANP premium
     ("+18765551234", True), ("+18095551234", True),  # Jamaica, Dominican Republic: +1 but international
-    ("+442071234567", True), ("+821012345678", True),  # other countries: not in the default allowlist
+    ("+442071234567", True), ("+821012345678", True),  # other countries than the shop's own
     ("+881612345678", True), ("+979123456789", True), ("+870773112345", True),  # satellite, premium
     ("+1555${x}", True), ("15551230001", True), ("+1555123000\n", True),
 ])
-def test_number_policy(number: str, refused: bool) -> None:
-    assert (number_refused(number, NumberPolicy()) is not None) is refused
+def test_number_policy_for_a_us_shop(number: str, refused: bool) -> None:
+    assert (number_refused(number, NumberPolicy(), US_SHOP) is not None) is refused
 
 
-def test_a_platform_in_another_country_sets_its_own() -> None:
-    korea = NumberPolicy(allowed_country_codes=("82",), denied_prefixes=("8260",))
-    assert number_refused("+821012345678", korea) is None
-    assert number_refused("+8260123456", korea) is not None
-    assert number_refused("+15551230001", korea) is not None
+def test_default_countries_are_the_shops_own_and_the_platform_may_widen_them() -> None:
+    korean_shop = ("+8225551234",)
+    assert number_refused("+821012345678", NumberPolicy(), korean_shop) is None
+    assert number_refused("+15551230001", NumberPolicy(), korean_shop) is not None
+    assert number_refused("+15551230001", NumberPolicy(), ()) is not None  # no home, no list: nothing
+    korea = NumberPolicy(allowed_country_codes=("82", "1"), denied_prefixes=("8260",))
+    assert number_refused("+15551230001", korea, korean_shop) is None
+    assert number_refused("+8260123456", korea, korean_shop) is not None
+    anywhere = NumberPolicy(allowed_country_codes=("*",))
+    assert number_refused("+442071234567", anywhere, US_SHOP) is None
+    assert number_refused("+979123456789", anywhere, US_SHOP) is not None  # denied prefixes still apply
 
 
 def _spec(**changes: Any) -> model.StoreAgentSpec:
@@ -246,7 +255,7 @@ def test_agent_reads_the_policy_the_operator_renders() -> None:
     from storeagent.agent.settings import AgentSettings
 
     policy = TenantPolicy(urls=UrlPolicy(allow_cidrs=("10.20.0.0/16",)),
-                          numbers=NumberPolicy(allowed_country_codes=("82",)))
+                          numbers=NumberPolicy(allowed_country_codes=("82",)))  # a platform in Korea
     s = AgentSettings.from_env({"STOREAGENT_TENANT_POLICY": policy.model_dump_json(by_alias=True),
                                 "STOREAGENT_DEBUG_ENDPOINTS": "false"})
     assert s.tenant_policy == policy and s.debug_endpoints is False
