@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # `transfer_ringback`, not the carrier's ringing): FreeSWITCH's US ringback tone, instead of silence.
 TRANSFER_RINGBACK = "%(2000,4000,440,480)"
 RESULT_MARGIN_S = 30.0  # beyond the ring time, how long to wait for FreeSWITCH to report the bridge's result
+HANGUP_RESULT_WAIT_S = 2.0  # after the caller's hangup, how long the bridge's completion may take to arrive
 
 
 def bridge_result(event: ChannelEvent | None, bridged: bool) -> TransferResult:
@@ -272,6 +273,10 @@ class CallSession:
                 w.cancel()
         if self._bridged.is_set():
             return bridge_result(self._bridge_event, bridged=True)
+        if self._hung_up.is_set() and not bridge.done():
+            # The caller left while it rang: FreeSWITCH completes the bridge right after the hangup, with its
+            # verdict (ORIGINATOR_CANCEL) for the record.
+            await asyncio.wait([bridge], timeout=HANGUP_RESULT_WAIT_S)
         if bridge.done():
             if bridge.cancelled() or bridge.exception() is not None:  # the channel or the connection went away
                 return TransferResult(answered=False, cause="call ended", caller_gone=True)

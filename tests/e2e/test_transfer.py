@@ -66,6 +66,13 @@ async def transfer_call(tmp: Path, staff: StaffPhone) -> tuple[LoopbackCall, Con
 
 
 async def _until_done_or_quiet(call: LoopbackCall, done: Finished, staff: StaffPhone) -> ConversationOutcome:
+    if staff.talk_s < 0:  # the caller gives up while the staff phone rings
+        async with asyncio.timeout(20):
+            while not call.esl.dialed:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        await call.hangup()
+        return await done.wait_for(call.uuid)
     if staff.answer_after_s is not None:  # answered: the staff hang up, hangup_after_bridge ends the call
         return await done.wait_for(call.uuid, timeout=20)
     first_audio = call.audio
@@ -109,3 +116,10 @@ async def test_answered_transfer_is_transferred_and_the_agent_lets_go(tmp_path: 
     assert out.outcome == "transferred" and out.transferred_to == "+15551239999"
     assert record["outcome"] == "transferred" and record["transferred_to"] == "+15551239999"
     assert record["transfers"] == [{"to": "+15551239999", "answered": True, "result": "SUCCESS"}]
+
+
+async def test_caller_hanging_up_while_staff_phone_rings_ends_the_call_without_our_audio(tmp_path: Path) -> None:
+    call, out, record = await transfer_call(tmp_path, StaffPhone(talk_s=-1))  # talk_s < 0: the caller hangs up
+    assert module_commands(call) == ["start", "stop"]  # no new audio stream for a caller who left
+    assert out.reason == "caller hung up during the transfer" and out.transferred_to is None
+    assert record["transfers"] == [{"to": "+15551239999", "answered": False, "result": "ORIGINATOR_CANCEL"}]
