@@ -260,3 +260,30 @@ def test_agent_reads_the_policy_the_operator_renders() -> None:
                                 "STOREAGENT_DEBUG_ENDPOINTS": "false"})
     assert s.tenant_policy == policy and s.debug_endpoints is False
     assert AgentSettings.from_env({}).tenant_policy == TenantPolicy()  # unset: the strict default
+
+
+def test_agent_refuses_to_build_providers_against_the_policy() -> None:
+    from storeagent.agent.errors import ConfigError
+    from storeagent.agent.metrics import AgentMetrics
+    from storeagent.agent.providers.factory import build_providers
+    from storeagent.agent.secrets import Secrets
+
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["providers"] = {"llm": {"name": "openai", "baseUrl": "https://10.0.0.7/v1"}}
+    cfg = shop_config_from_manifest(doc)
+    secrets = Secrets.from_env({"OPENAI_API_KEY": "sk-unit-test-key-987654321"})
+    with pytest.raises(ConfigError, match=r"providers\.llm\.baseUrl.*private"):
+        build_providers(cfg, AgentMetrics("x"), secrets=secrets, url_policy=STRICT)
+    build_providers(cfg, AgentMetrics("y"), secrets=secrets, url_policy=UrlPolicy(allow_cidrs=("10.0.0.0/24",)))
+
+
+async def test_deepgram_checks_the_resolved_address_before_its_sdk_connects(dns: dict[str, str]) -> None:
+    from storeagent.agent.errors import ProviderError
+    from storeagent.agent.ports import AudioFormat
+    from storeagent.agent.providers.deepgram_stt import DeepgramSTT
+
+    dns["stt.example.com"] = "169.254.169.254"
+    stt = DeepgramSTT("dg-unit-test-key-1", base_url="https://stt.example.com", url_policy=STRICT)
+    with pytest.raises(ProviderError) as e:
+        await stt.open(AudioFormat(8000), "en-US")
+    assert e.value.kind == "connect" and not e.value.retryable and "link-local" in str(e.value)
