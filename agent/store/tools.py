@@ -8,6 +8,7 @@ numbers and only during staffed hours; durable message storage is another compon
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -109,6 +110,14 @@ SPECS: tuple[tuple[str, str, type[_Args]], ...] = (
 )
 
 
+@functools.cache
+def tool_specs() -> tuple[ToolSpec, ...]:
+    """The tools' specs, the same for every call and shop: built once per process. pydantic takes ~5 ms of CPU
+    to generate these schemas, and a call set up on the event loop would stall every live call's audio that
+    long (seen in a py-spy profile of `make bench`: 8 % of the agent's CPU)."""
+    return tuple(ToolSpec(n, d, _schema(m)) for n, d, m in SPECS)
+
+
 def _digits_spoken(number: str) -> str:
     return " ".join("plus" if c == "+" else c for c in number)
 
@@ -126,7 +135,7 @@ class ShopTools:
         self.profile = config.profile
         self.sink = sink
         self.now = now
-        self._specs = tuple(ToolSpec(n, d, _schema(m)) for n, d, m in SPECS)
+        self._specs = tool_specs()
         self._impl: dict[str, tuple[type[_Args], Callable[[Any], Awaitable[ToolResult]]]] = {
             "get_opening_hours": (HoursArgs, self._hours),
             "is_open_now": (NoArgs, self._open_now),
