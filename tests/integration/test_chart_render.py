@@ -41,7 +41,8 @@ def test_every_scenario_renders_hardened_labelled_objects(values: Path) -> None:
             continue
         assert meta["labels"]["app.kubernetes.io/part-of"] == "storeagent", meta["name"]
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm", meta["name"]
-        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                             "ValidatingAdmissionPolicyBinding"):  # cluster-scoped
             assert meta.get("namespace"), f"{o['kind']} {meta['name']} has no namespace"
     for w in (o for o in objs if o["kind"] in WORKLOADS):
         _assert_hardened(w)
@@ -103,6 +104,21 @@ def test_watch_namespaces_give_roles_there_and_no_tenant_rights_cluster_wide() -
         assert role_rules == (rules["system"] if ns == "storeagent-system" else rules["tenant"]), (ns, name)
     bindings = [b for b in objs if b["kind"] == "RoleBinding"]
     assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == set(roles)
+
+
+def test_cluster_wide_mode_denies_the_operator_the_protected_namespaces_by_admission_policy() -> None:
+    objs = render(DEFAULT)
+    policy = one(objs, "ValidatingAdmissionPolicy")
+    sa = one(objs, "ServiceAccount", "-operator")["metadata"]["name"]
+    assert policy["spec"]["matchConditions"][0]["expression"] == \
+        f'request.userInfo.username == "system:serviceaccount:storeagent-system:{sa}"'
+    binding = one(objs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == \
+        ["kube-system", "kube-public", "kube-node-lease"]
+    # With a namespace list RBAC already grants nothing there: no policy needed.
+    assert not find(render(DEFAULT, {"operator.watchNamespaces": ["shops-a"]}), "ValidatingAdmissionPolicy")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)

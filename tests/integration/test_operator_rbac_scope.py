@@ -5,6 +5,7 @@ the namespaced Roles: a shop in a listed namespace becomes Ready, one elsewhere 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from storeagent.operator import dialplan
 from support.controlplane import ControlPlane
+from support.helm import CI_VALUES, render
 from support.operator_env import (
     CRD_DIR,
     OperatorProcess,
@@ -31,6 +33,7 @@ LISTED = ["rbac-shops-a", "rbac-shops-b"]
 UNLISTED = ["kube-system", "default", "rbac-other"]
 SA = "scoped-operator"
 USER = f"system:serviceaccount:{SYSTEM}:{SA}"
+CI_DEFAULT = next(p for p in CI_VALUES if p.name == "default-values.yaml")
 
 
 def allowed(cp: ControlPlane, verb: str, resource: str, namespace: str = "", name: str = "",
@@ -114,9 +117,10 @@ def test_the_operators_namespace_allows_the_dialplan_configmaps_by_name(scoped: 
     assert not allowed(cp, "patch", "configmaps", "kube-system", dialplan.configmap_name(0))
 
 
-def test_cluster_wide_mode_is_the_documented_reduced_set(scoped: ControlPlane) -> None:
-    """With no namespace list the tenant rules are a ClusterRole: they hold in every namespace, kube-system
-    included (docs/security.md says so and recommends the namespace list); nothing beyond them does."""
+def test_cluster_wide_mode_is_the_documented_reduced_set(scoped: ControlPlane, tmp_path: Path) -> None:
+    """With no namespace list the tenant rules are a ClusterRole: RBAC allows them in every namespace,
+    kube-system included, and nothing beyond them; the chart's admission policy then refuses the operator's
+    writes in the protected namespaces."""
     cp = scoped
     sa, ns = "wide-operator", "rbac-wide"
     create_namespace(cp, ns)
@@ -128,6 +132,31 @@ def test_cluster_wide_mode_is_the_documented_reduced_set(scoped: ControlPlane) -
         assert all(allowed(cp, *g, namespace=where, user=user) for g in tenant), where
         leaked = [g for g in NEVER if allowed(cp, *g, namespace=where, user=user)]
         assert not leaked, (where, leaked)
+
+    # The deny RBAC cannot express: the chart's admission policy refuses the operator's writes in the
+    # protected namespaces (rendered for this ServiceAccount, applied to the real API server).
+    objs = render([CI_DEFAULT], {"operator.serviceAccount.name": sa}, release="wide", namespace=ns,
+                  include_crds=False)
+    policy = [o for o in objs if o["kind"].startswith("ValidatingAdmissionPolicy")]
+    assert len(policy) == 2
+    cp.apply(*policy)
+    kubeconfig = cp.service_account_kubeconfig(ns, sa, tmp_path / "wide.kubeconfig")
+
+    def write(where: str) -> subprocess.CompletedProcess[str]:
+        return cp.kubectl("create", "configmap", "operator-probe", "-n", where, "--from-literal=a=1",
+                          kubeconfig=kubeconfig, check=False)
+
+    def refused() -> str | None:
+        out = write("kube-system")
+        if out.returncode == 0:  # the policy is not active yet: undo and try again
+            cp.kubectl("delete", "configmap", "operator-probe", "-n", "kube-system")
+            return None
+        return out.stderr
+
+    err = wait_for(refused, 60, "the admission policy refusing the operator in kube-system")
+    assert "protected namespaces" in err and "forbidden" in err.lower(), err
+    assert write("kube-public").returncode != 0
+    assert write("rbac-other").returncode == 0, "tenant namespaces stay writable"
 
 
 @pytest.fixture(scope="module")
