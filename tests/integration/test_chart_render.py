@@ -338,3 +338,17 @@ def test_tenant_policy_values_reach_the_operator() -> None:
     defaults, _ = operator_settings.parse(c["args"], env={e["name"]: e.get("value", "") for e in c["env"]})
     assert defaults.tenant_policy.numbers.allowed_country_codes == ()  # the shop's own countries
     assert not defaults.agent_debug_endpoints and defaults.agent_data_claim == ""
+
+
+def test_gateway_name_is_one_value_for_freeswitch_the_operator_and_every_agent() -> None:
+    # INVALID_GATEWAY otherwise: FreeSWITCH defines the gateway, forwards and transfers bridge through it.
+    objs = render(DEFAULT, {"freeswitch.trunk.gatewayName": "trunk-b"})
+    fs_container = pod_spec(one(objs, "Deployment", "-freeswitch"))["containers"][0]
+    fs_env = {e["name"]: e.get("value") for e in fs_container["env"]}
+    assert fs_env["STOREAGENT_GATEWAY_NAME"] == "trunk-b"  # -> vars.xml gateway_name -> carrier.xml <gateway name>
+    c = pod_spec(one(objs, "Deployment", "-operator"))["containers"][0]
+    s, _ = operator_settings.parse(c["args"], env={e["name"]: e.get("value", "") for e in c["env"]})
+    assert s.gateway == "trunk-b"
+    assert operator_settings.bridge_template(s.gateway).format(number="+1555") == "sofia/gateway/trunk-b/+1555"
+    default_c = pod_spec(one(render(DEFAULT), "Deployment", "-operator"))["containers"][0]
+    assert "--gateway=carrier" in default_c["args"]
