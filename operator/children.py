@@ -91,7 +91,10 @@ class ChildWriter:
         kind, meta = obj["kind"], obj["metadata"]
         if (rec := written.get((kind, meta["name"]))) is not None:
             return rec.uid
-        live = await self.api.get(kind, meta["namespace"], meta["name"])
+        try:
+            live = await self.api.get(kind, meta["namespace"], meta["name"])
+        except ApiError as e:  # e.g. 403 while the RBAC is being installed: same policy as a failed write
+            raise ApplyFailed(kind, meta["namespace"], meta["name"], e) from e
         if live is None:
             return ""
         verdict, holder = classify(live, shop_name, shop_uid)

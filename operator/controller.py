@@ -169,6 +169,12 @@ class Controller:
         except ApiError as e:  # the dialplan ConfigMap in the operator's namespace
             await self._failed(st, "DialplanWriteFailed", self._verdict(str(e), e))
             raise
+        except dialplan.RenderError as e:  # check_spec above should have caught it: still say so
+            await self._failed(st, "RenderFailed", f"{e} (not retried until the StoreAgent changes)")
+            raise InvalidSpec(str(e)) from e
+        except Exception as e:  # a bug: the status says something failed instead of keeping an old verdict
+            await self._failed(st, "ReconcileError", f"{type(e).__name__}: {e}"[:500])
+            raise
         st.observed.apply_error, st.failure_event = None, None
         await self.refresh_status(st)
         if st.observed.dialplan_ok is False:

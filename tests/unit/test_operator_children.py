@@ -110,3 +110,13 @@ async def test_api_errors_are_wrapped_with_the_object() -> None:
         await children.ChildWriter(Refusing(None)).apply({}, DESIRED, "bakery", UID)
     assert "Service t/bakery: HTTP 422 Invalid" in str(e.value) and "Too long" in str(e.value)
     assert e.value.error.retryable is False
+
+
+async def test_a_refused_read_is_an_apply_failure_with_its_retry_policy() -> None:
+    class Forbidden(FakeApi):
+        async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+            raise k8s.api_error(403, "GET", "/x", '{"kind":"Status","reason":"Forbidden","message":"no get"}')
+
+    with pytest.raises(children.ApplyFailed) as e:
+        await children.ChildWriter(Forbidden(None)).apply({}, DESIRED, "bakery", UID)
+    assert e.value.error.retryable and e.value.error.delay_s == 30 and "HTTP 403 Forbidden" in str(e.value)
