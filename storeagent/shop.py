@@ -55,7 +55,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 
 def _e164(v: str) -> str:
-    if not E164_RE.match(v):
+    if not E164_RE.fullmatch(v):  # fullmatch: `$` alone would accept a trailing newline
         raise ValueError(f"{v!r} is not an E.164 number (+ then 7 to 15 digits, e.g. +15551230001)")
     return v
 

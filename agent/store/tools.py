@@ -71,7 +71,7 @@ def normalize_callback(raw: str) -> str:
         if not E164_RE.match(digits):
             raise ValueError("an international number is + then 7 to 15 digits, first digit not 0")
         return digits
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+    if not re.fullmatch(r"[0-9]{7,15}", digits):  # ASCII digits only (str.isdigit accepts any script)
         raise ValueError("a callback number needs 7 to 15 digits")
     return digits
 

@@ -51,6 +51,9 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return apply
 
 
+FULLWIDTH_DIGITS = "\uff11\uff15\uff15\uff15\uff11\uff12\uff13\uff14"  # 15551234 in full-width digits
+ARABIC_INDIC_DIGITS = "\u0661\u0665\u0665\u0665\u0661\u0662\u0663\u0664"  # 15551234, Arabic-Indic
+
 # (case id, mutation, words the API server's message must contain: the field path and the reason)
 CASES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
     ("number-not-e164", _set("spec.phoneNumbers", ["555-1234"]), ("spec.phoneNumbers[0]", "should match")),
@@ -116,6 +119,15 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
      ("metadata.name must not contain 'x-pre-process'",)),
     ("forward-to-hostile", _set("spec.fallback", {"forwardTo": "+1555${system(id)}"}),
      ("spec.fallback.forwardTo", "should match")),
+    ("forward-to-fullwidth-digits", _set("spec.fallback", {"forwardTo": "+" + FULLWIDTH_DIGITS}),
+     ("spec.fallback.forwardTo", "should match")),
+    ("staff-number-arabic-indic", _set("spec.transfer", {"staffNumbers": ["+" + ARABIC_INDIC_DIGITS]}),
+     ("spec.transfer.staffNumbers[0]", "should match")),
+    ("staff-number-newline", _set("spec.transfer", {"staffNumbers": ["+15557770002\n"]}),
+     ("spec.transfer.staffNumbers[0]", "should match")),
+    ("phone-number-dialplan-regex", _set("spec.phoneNumbers", ["+1555|.*"]), ("spec.phoneNumbers[0]", "should match")),
+    ("too-many-staff-numbers", _set("spec.transfer", {"staffNumbers": [f"+1555777{i:04d}" for i in range(11)]}),
+     ("spec.transfer.staffNumbers", "must have at most 10 items")),
     ("webhook-not-http", _set("spec.webhook", {"url": "ftp://example.invalid/hook"}),
      ("spec.webhook.url", "should match")),
     ("ring-seconds-too-short", _set("spec.transfer", {"ringSeconds": 1}),

@@ -144,3 +144,12 @@ def test_plain_provider_values_pass() -> None:
 def test_webhook_urls_without_credentials_or_odd_shapes(url: str) -> None:
     with pytest.raises(ValidationError, match=r"webhook\.url"):
         model.parse_spec(_with(webhook={"url": url}))
+
+
+@pytest.mark.parametrize("number", ["+15551230001\n", "+\uff11\uff15\uff15\uff15\uff11\uff12\uff13\uff14",
+                                    "+1555|.*", "+1555${x}", "+0123456789", "15551230001"])
+def test_hostile_numbers_are_refused_by_the_model_too(number: str) -> None:
+    with pytest.raises(ValidationError, match=r"E\.164"):
+        model.parse_spec(_with(phoneNumbers=[number]))
+    with pytest.raises(ValidationError, match=r"E\.164"):
+        model.parse_spec(_with(transfer={"staffNumbers": [number]}))
