@@ -410,7 +410,7 @@ class Conversation:
                 self.metrics.barge_in_stop(time.monotonic() - onset_at)
                 self.result.barge_ins += 1
         for u in self.history.utterances()[-2:]:
-            if u.pending:
+            if u.unfinished:  # also a clause cut off while its audio was still being synthesized
                 u.interrupted = True
 
     # ------------------------------------------------------------------ inputs

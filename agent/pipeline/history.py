@@ -82,6 +82,11 @@ class AgentUtterance:
         """Audio of ours is queued at the far end and its final mark has not come back."""
         return any(c.state is ClauseState.QUEUED and c.sealed for c in self.clauses)
 
+    @property
+    def unfinished(self) -> bool:
+        """Some clause has not played to its end (queued, or cut off while still being synthesized)."""
+        return any(c.state is ClauseState.QUEUED for c in self.clauses)
+
 
 @dataclass(slots=True)
 class TranscriptLine:

@@ -97,6 +97,8 @@ async def test_a_greeting_cut_off_mid_clause_keeps_what_the_caller_heard() -> No
     # nothing and never the whole clause.
     assert greeting.startswith(line.heard) and 3 <= len(heard) < len(greeting.split()), line.heard
     assert out.barge_ins == 1
+    said = [m.content for m in conv.history.messages() if m.role == "assistant"]
+    assert said[0] == f"{line.heard} [the caller interrupted here]"  # what the model is told the caller heard
 
 
 async def test_time_limit_ends_the_call_with_a_goodbye() -> None:
