@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from storeagent.agent.app import AgentApp, run_until_signalled
 from storeagent.agent.logs import setup_logging
 from storeagent.agent.metrics import AgentMetrics
+from storeagent.agent.ports import AudioFormat, ProviderSet
 from storeagent.agent.secrets import Secrets, install_log_redaction
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.wiring import build_outbox, build_providers
@@ -77,6 +78,7 @@ async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
     metrics = AgentMetrics(shop.store)
     providers = build_providers(shop, mode, metrics, secrets, url_policy=settings.tenant_policy.urls)
     outbox = await build_outbox(settings, shop, secrets)
+    await warm_up(providers, shop.language)
     app = AgentApp(settings, shop, providers, outbox.tools_factory(), on_finished=outbox.on_call_finished,
                    metrics=metrics)
     stop = asyncio.Event()
@@ -88,6 +90,25 @@ async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
     finally:
         await outbox.aclose()
     return 0
+
+
+async def warm_up(providers: ProviderSet, language: str) -> None:
+    """Load the speech engines before the agent listens. On a real FreeSWITCH the first call after a start lost
+    its audio stream: loading the piper voice held the event loop > 2 s, mod_storeagent's websocket pings went
+    unanswered and it handed the call to the dialplan fallback. A failure here only costs the first call that."""
+    log = logging.getLogger("storeagent.agent.warmup")
+    fmt = AudioFormat(8000)
+    try:
+        tts = await providers.tts.open(fmt, language)
+        try:
+            async for _ in tts.synthesize("OK."):
+                pass
+        finally:
+            await tts.aclose()
+        stt = await providers.stt.open(fmt, language)
+        await stt.aclose()
+    except Exception as e:  # an engine that cannot load now is retried per call, as before
+        log.warning("speech engines not warmed up: %s", e)
 
 
 if __name__ == "__main__":
