@@ -66,9 +66,27 @@ class PolicyResolver(AbstractResolver):
         return None
 
 
+class _PolicyConnector(aiohttp.TCPConnector):
+    """aiohttp skips the resolver for literal IPs (a redirect's Location, a websocket URL): judge those too."""
+
+    def __init__(self, policy: UrlPolicy) -> None:
+        super().__init__(resolver=PolicyResolver(policy), use_dns_cache=False)
+        self._policy = policy
+
+    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return await super()._resolve_host(host, port, traces)
+        try:
+            check_resolved(host, [ipaddress.ip_address(host)], self._policy)
+        except PolicyError as e:
+            raise OSError(str(e)) from None
+        return await super()._resolve_host(host, port, traces)
+
+
 def policy_connector(policy: UrlPolicy) -> aiohttp.TCPConnector:
-    # aiohttp skips the resolver for literal IPs: check_url() (at construction) judges those.
-    return aiohttp.TCPConnector(resolver=PolicyResolver(policy), use_dns_cache=False)
+    return _PolicyConnector(policy)
 
 
 class _PolicyBackend(httpcore.AsyncNetworkBackend):

@@ -216,4 +216,9 @@ def render(
         "    </condition>",
         "  </extension>",
     ]
-    return head + "\n".join(lines) + "\n</include>\n"
+    xml = head + "\n".join(lines) + "\n</include>\n"
+    # Whole-file wall: the preprocessor word from anywhere (the platform's gateway name included) would
+    # silently delete its line and break the shard every shop shares.
+    if PREPROCESS_WORD in xml.lower():
+        raise RenderError("dialplan", PREPROCESS_WORD, "the rendered file must not contain it")
+    return xml

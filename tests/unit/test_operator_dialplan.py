@@ -176,3 +176,11 @@ def test_check_spec_refuses_before_anything_is_written() -> None:
         dialplan.check_spec("shops", "bakery", stored)
     with pytest.raises(dialplan.RenderError, match=r"metadata\.namespace"):
         dialplan.check_spec("shops-x-pre-process", "bakery", ok)
+
+
+def test_the_preprocessor_word_from_the_platform_side_is_refused_too() -> None:
+    with pytest.raises(dialplan.RenderError, match="x-pre-process"):
+        dialplan.render(namespace="shops", name="bakery", numbers=("+15551230001",),
+                        service_host="bakery.shops.svc.cluster.local", esl_port=8084,
+                        fallback=Fallback(forward_to="+15559990000"),
+                        bridge_template="sofia/gateway/X-PRE-PROCESS/{number}", apology="sorry.wav", generation=1)

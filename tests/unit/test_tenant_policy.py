@@ -287,3 +287,32 @@ async def test_deepgram_checks_the_resolved_address_before_its_sdk_connects(dns:
     with pytest.raises(ProviderError) as e:
         await stt.open(AudioFormat(8000), "en-US")
     assert e.value.kind == "connect" and not e.value.retryable and "link-local" in str(e.value)
+
+
+async def test_aiohttp_connector_also_judges_literal_addresses() -> None:
+    # aiohttp never asks the resolver about a literal IP (a redirect's Location, a websocket URL).
+    import aiohttp
+
+    app = web.Application()
+    seen: list[str] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(text="ok")
+
+    app.router.add_get("/", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession(connector=netguard.policy_connector(UrlPolicy(allow_http=True))) as s:
+            with pytest.raises(aiohttp.ClientConnectorError):
+                await s.get(f"http://127.0.0.1:{port}/")
+        assert seen == []  # refused before connecting
+        allowed = UrlPolicy(allow_http=True, allow_cidrs=("127.0.0.0/8",))
+        async with aiohttp.ClientSession(connector=netguard.policy_connector(allowed)) as s, \
+                s.get(f"http://127.0.0.1:{port}/") as r:
+            assert r.status == 200 and seen == ["/"]
+    finally:
+        await runner.cleanup()
