@@ -73,6 +73,13 @@ class HarnessRun:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         self.started.set()
 
+    async def caller_done(self, timeout: float) -> None:
+        """Wait until the harness has fed the whole caller WAV (its own 20 ms clock, however late it started)."""
+        await asyncio.wait_for(self.started.wait(), timeout)
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        assert line == b"caller-audio-sent\n", line
+
     async def finish(self, timeout: float) -> dict[str, Any]:
         await asyncio.wait_for(self.started.wait(), timeout)
         assert self.proc is not None
@@ -133,7 +140,8 @@ async def test_call_through_the_real_agent(harness: Path, tmp_path: Path) -> Non
     async with running_agent(providers) as (app, finished):
         esl = LoopbackEslClient("127.0.0.1", app.esl_port, store="sunrise-bakery", read_rate=RATE, on_api=on_api)
         await esl.start()
-        await asyncio.sleep(len(caller) / (2 * RATE) + 1.0)
+        await run.caller_done(timeout=len(caller) / (2 * RATE) + 30)
+        await asyncio.sleep(0.2)  # the last frames reach the agent
         await esl.caller_hangup()
         report = await run.finish(timeout=30)
         await finished.wait_for(esl.uuid)

@@ -109,6 +109,8 @@ int main(int argc, char **argv)
             size_t n = wav.n - fed < frame ? wav.n - fed : frame;
             sa_call_feed(call, wav.samples + fed, n);
             fed += n;
+            /* tells the test when the caller has said everything, so it hangs up on that and not on a guess */
+            if (fed == wav.n) { fputs("caller-audio-sent\n", stdout); fflush(stdout); }
         }
         pthread_mutex_lock(&r.lock);
         size_t clears = json_array_size(r.clears);
