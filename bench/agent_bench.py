@@ -174,10 +174,13 @@ def main() -> None:
                    help="capacity rungs (concurrent calls); stops at the first slip")
     p.add_argument("--questions", type=int, default=2, help="questions per call; the last answer is interrupted")
     p.add_argument("--ramp", type=float, default=3.0, help="calls arrive over up to this many seconds")
+    p.add_argument("--overhead-target-ms", type=float, default=TARGETS["overhead_p95_ms"],
+                   help="overhead p95 that slips a rung (raise it to find where the audio itself breaks)")
     p.add_argument("--retries", type=int, default=2,
                    help="runs again a rung on which the generator itself fell behind (a noisy machine)")
     p.add_argument("--seconds-per-char", type=float, default=0.06, help="scripted speech length")
     args = p.parse_args()
+    TARGETS["overhead_p95_ms"] = args.overhead_target_ms
     if PIN:
         os.sched_setaffinity(0, {1})
     load_before, pressure_before = os.getloadavg(), cpu_pressure()
