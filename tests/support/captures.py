@@ -29,8 +29,11 @@ class Record:
     data: bytes
 
 
-def read_capture(name: str) -> list[Record]:
-    raw = (CAPTURES / name).read_bytes()
+TRANSFER_CAPTURES = Path(__file__).resolve().parents[1] / "data" / "freeswitch-1.10.12-transfer"
+
+
+def read_capture(name: str, folder: Path = CAPTURES) -> list[Record]:
+    raw = (folder / name).read_bytes()
     records: list[Record] = []
     pos = 0
     while True:
