@@ -11,6 +11,8 @@ recreated by someone else in between is refused by the API server instead of rew
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -50,6 +52,16 @@ class ApplyFailed(Exception):
 class Written:
     uid: str
     resource_version: str
+    essence: str = ""  # digest of what others could edit: an event with the same essence changed only status
+
+
+def essence_digest(obj: Obj) -> str:
+    """Digest of an object without its status and bookkeeping metadata: status updates by controllers (a
+    PDB's, a Service's) leave it unchanged, any edit of spec, data, labels or owner references changes it."""
+    meta = obj.get("metadata") or {}
+    body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    body["metadata"] = {k: meta.get(k) for k in ("labels", "annotations", "ownerReferences")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class ApplyApi(Protocol):
@@ -121,7 +133,8 @@ class ChildWriter:
             # Absent when read, present when written: someone else created it in between. Our fields are on it
             # now; say so rather than treat it as ours.
             raise NameInUse(kind, meta["namespace"], meta["name"], "created by someone else while being created")
-        written[key] = Written(str(out["metadata"]["uid"]), str(out["metadata"].get("resourceVersion", "")))
+        written[key] = Written(str(out["metadata"]["uid"]), str(out["metadata"].get("resourceVersion", "")),
+                               essence_digest(out))
         return out
 
     async def _apply(self, obj: Obj, uid: str, precondition_errors: bool) -> tuple[Obj, bool]:

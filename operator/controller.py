@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
+from storeagent.operator import children as children_mod
 from storeagent.operator import dialplan, model, resources, status
 from storeagent.operator.children import ApplyFailed, ChildWriter, NameInUse, StaleChild, Written
 from storeagent.operator.esl import Reloader
@@ -72,6 +73,7 @@ class ShopState:
     children: dict[tuple[str, str], Written] = field(default_factory=dict)
     child_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dialplan_digest: str = ""  # sha256 of the file last written: a shard edit that changed it is restored
+    dialplan_shard: str = ""  # the ConfigMap it was written to
     deleting: bool = False  # finalizer running or foreground deletion: children must not be recreated
     failure_event: tuple[str, str] | None = None  # last Warning posted for apply_error (no repeats)
 
@@ -260,7 +262,7 @@ class Controller:
             await self.dialplans.write(
                 self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,
                 {"app.kubernetes.io/managed-by": resources.MANAGED_BY, DIALPLAN_LABEL: "true"})
-            st.dialplan_digest = _digest(xml)
+            st.dialplan_digest, st.dialplan_shard = _digest(xml), shard
             result = await self.reloader.reload()
             self.metrics.dialplan_reload(result.ok)
             o = st.observed
@@ -374,30 +376,48 @@ class Controller:
         if st is None or st.shop is None or st.deleting:
             return
         name = obj["metadata"]["name"]
-        desired = next((o for o in resources.desired_all(st.shop, self.settings)
-                        if o["kind"] == kind and o["metadata"]["name"] == name), None)
-        if desired is None:
+        shop = st.shop
+        names = {"ConfigMap": resources.config_name(shop), "ServiceAccount": resources.sa_name(shop)}
+        if name != names.get(kind, st.name):
             return  # carries our labels but is not one of this shop's objects: none of our business
-        rec = st.children.get((kind, name))
         uid, rv = obj["metadata"].get("uid"), obj["metadata"].get("resourceVersion")
-        if event_type == "DELETED":
-            if rec is not None and rec.uid == uid:
-                st.children.pop((kind, name), None)
-        elif rec is not None and rec.uid == uid and rec.resource_version == rv:
-            return  # our own write
-        elif rec is not None and rec.uid != uid:
-            st.children.pop((kind, name), None)  # replaced by another object: check it before writing
+
+        def foreign() -> bool:
+            """A deletion, a replacement or an edit of ours by someone else?"""
+            rec = st.children.get((kind, name))
+            if event_type == "DELETED":
+                return True
+            if rec is None:
+                return False  # never written by this process yet: its (resume) reconcile writes it
+            if rec.uid != uid:
+                return True
+            # Our own write, or only its status moved.
+            return rec.resource_version != rv and rec.essence != children_mod.essence_digest(obj)
+
+        # Judged twice: without the lock, so the events of a shop's own writes do not queue behind the
+        # reconcile holding it (each waiting event holds one of kopf's workers), and again under it.
+        if not foreign():
+            return
         t0 = time.monotonic()
         try:
             async with st.child_lock:
-                await self.children.apply(st.children, desired, st.name, st.uid)
+                if not foreign():
+                    return
+                rec = st.children.get((kind, name))
+                if rec is not None and (event_type == "DELETED" or rec.uid != uid):
+                    st.children.pop((kind, name), None)  # gone or replaced: check the name before writing
+                # Rendered only now: most events are our own writes, and rendering costs a YAML dump.
+                desired = next(o for o in resources.desired_all(shop, self.settings)
+                               if o["kind"] == kind and o["metadata"]["name"] == name)
+                out = await self.children.apply(st.children, desired, st.name, st.uid)
         except NameInUse as e:
             await self._failed(st, "NameInUse", str(e))
             return
         except ApplyFailed as e:
             await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
             return
-        if rec is None or event_type == "DELETED" or rec.resource_version != rv:
+        # An apply that changed nothing (someone else's status update, a label of theirs) is no restore.
+        if event_type == "DELETED" or out["metadata"].get("resourceVersion") != rv:
             self._restored(st, kind, name, "deleted" if event_type == "DELETED" else "edited", t0)
 
     async def on_dialplan_configmap(self, name: str, event_type: str, obj: Obj) -> None:
@@ -407,11 +427,14 @@ class Controller:
             return
         if event_type == "DELETED":
             self.api.forget_shell(namespace, name)
+        else:
+            rv = str(obj["metadata"].get("resourceVersion") or "")
+            if rv.isdigit() and int(rv) < self.api.dialplan_versions.get((namespace, name), 0):
+                return  # a state from before our latest write: the event of that write follows
         data = {} if event_type == "DELETED" else (obj.get("data") or {})
         t0 = time.monotonic()
         stale = [st for st in list(self.shops.values())
-                 if st.shop is not None and not st.deleting and st.dialplan_digest
-                 and dialplan.configmap_name(dialplan.shard_of(st.namespace, st.name)) == name
+                 if st.shop is not None and not st.deleting and st.dialplan_digest and st.dialplan_shard == name
                  and _digest(data.get(dialplan.file_key(st.namespace, st.name))) != st.dialplan_digest]
         if not stale:
             return

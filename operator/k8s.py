@@ -178,9 +178,15 @@ def object_path(kind: str, namespace: str, name: str = "", subresource: str = ""
 class Api:
     def __init__(self, creds: Credentials, timeout_s: float = 30.0) -> None:
         self._creds = creds
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # Per socket operation, not total: in a burst requests queue for one of the pooled connections, and
+        # that wait must not count as the API server being slow (it made reconciles time out in the bench).
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._shells: set[tuple[str, str]] = set()  # dialplan ConfigMaps known to exist
+        # Latest resourceVersion each dialplan ConfigMap had after our patch: a watch event older than that
+        # shows a state before our write, not an edit to undo. (kube-apiserver's versions are etcd revisions,
+        # integers that grow; should one not be, no event is skipped.)
+        self.dialplan_versions: dict[tuple[str, str], int] = {}
 
     async def __aenter__(self) -> Api:
         return self
@@ -261,6 +267,12 @@ class Api:
         await self.merge_patch(model.KIND, namespace, name, {"status": status}, subresource="status",
                                ok_missing=True)
 
+    def _note_written(self, namespace: str, configmap: str, out: Obj | None) -> None:
+        rv = str(((out or {}).get("metadata") or {}).get("resourceVersion") or "")
+        if rv.isdigit():
+            key = (namespace, configmap)
+            self.dialplan_versions[key] = max(self.dialplan_versions.get(key, 0), int(rv))
+
     def forget_shell(self, namespace: str, configmap: str) -> None:
         """A dialplan ConfigMap was deleted: the next write recreates it."""
         self._shells.discard((namespace, configmap))
@@ -278,7 +290,8 @@ class Api:
                     await self.apply(shell)
                 self._shells.add((namespace, configmap))
         try:
-            await self.merge_patch("ConfigMap", namespace, configmap, {"data": files}, ok_missing=not writes)
+            out = await self.merge_patch("ConfigMap", namespace, configmap, {"data": files}, ok_missing=not writes)
+            self._note_written(namespace, configmap, out)
         except ApiError as e:
             if e.status != 404 or (namespace, configmap) not in self._shells:
                 raise
