@@ -12,6 +12,7 @@ rm -rf "$tree"; mkdir -p "$tree/storeagent"
 for f in storeagent/*.py; do ln -s "../../../$f" "$tree/storeagent/$(basename "$f")"; done
 ln -s ../../../agent "$tree/storeagent/agent"
 ln -s ../../../operator "$tree/storeagent/operator"
+ln -s ../../../storeagent/web "$tree/storeagent/web"
 if [ "${1:-}" = "imports" ]; then
   cd "$tree" && exec env PYTHONPATH="$root/$tree" "$root/.venv/bin/lint-imports" --config "$root/pyproject.toml"
 fi

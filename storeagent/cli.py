@@ -12,6 +12,7 @@ USAGE = """usage: storeagent <command> [args]
 commands:
   agent serve [--config FILE]   run the agent service (ESL :8084, audio/metrics :8080)
   operator run                  run the Kubernetes operator
+  web serve|invite [...]        the shop owner's web page; invitation links
   demo [--manifest FILE]        call the example shop through the loopback, offline
 """
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from storeagent.operator.__main__ import main as operator_main
 
         return operator_main(rest)
+    if cmd == "web":
+        from storeagent.web.__main__ import main as web_main
+
+        return web_main(rest)
     if cmd == "demo":
         from storeagent.agent.loopback.demo import main as demo_main
 
