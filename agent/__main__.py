@@ -76,7 +76,8 @@ async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
     secrets = Secrets.from_env()
     install_log_redaction(secrets)
     metrics = AgentMetrics(shop.store)
-    providers = build_providers(shop, mode, metrics, secrets, url_policy=settings.tenant_policy.urls)
+    providers = build_providers(shop, mode, metrics, secrets, url_policy=settings.tenant_policy.urls,
+                                speech_url=settings.speech_url)
     outbox = await build_outbox(settings, shop, secrets)
     await warm_up(providers, shop.language)
     app = AgentApp(settings, shop, providers, outbox.tools_factory(), on_finished=outbox.on_call_finished,
@@ -95,20 +96,27 @@ async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
 async def warm_up(providers: ProviderSet, language: str) -> None:
     """Load the speech engines before the agent listens. On a real FreeSWITCH the first call after a start lost
     its audio stream: loading the piper voice held the event loop > 2 s, mod_storeagent's websocket pings went
-    unanswered and it handed the call to the dialplan fallback. A failure here only costs the first call that."""
+    unanswered and it handed the call to the dialplan fallback. Every member of a fallback chain is warmed, so a
+    call moving to the in-process engines (the speech service died) does not pay their load time mid-turn.
+    A failure here only costs the first call that."""
     log = logging.getLogger("storeagent.agent.warmup")
     fmt = AudioFormat(8000)
-    try:
-        tts = await providers.tts.open(fmt, language)
+    for tts_provider in getattr(providers.tts, "providers", [providers.tts]):
         try:
-            async for _ in tts.synthesize("OK."):
-                pass
-        finally:
-            await tts.aclose()
-        stt = await providers.stt.open(fmt, language)
-        await stt.aclose()
-    except Exception as e:  # an engine that cannot load now is retried per call, as before
-        log.warning("speech engines not warmed up: %s", e)
+            tts = await tts_provider.open(fmt, language)
+            try:
+                async for _ in tts.synthesize("OK."):
+                    pass
+            finally:
+                await tts.aclose()
+        except Exception as e:  # an engine that cannot load now is retried per call, as before
+            log.warning("TTS %s not warmed up: %s", tts_provider.name, e)
+    for stt_provider in getattr(providers.stt, "providers", [providers.stt]):
+        try:
+            stt = await stt_provider.open(fmt, language)
+            await stt.aclose()
+        except Exception as e:
+            log.warning("STT %s not warmed up: %s", stt_provider.name, e)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ class AgentSettings(BaseModel):
     tenant_policy: TenantPolicy = Field(
         default_factory=TenantPolicy,
         description="the platform's URL and number policy (operator-rendered JSON); unset: the strict default")
+    speech_url: str = Field(
+        "", pattern=r"^(wss?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?$",
+        description="the platform's speech service (ws://host:port) for shops choosing providers `speech`; "
+        "set by the operator, never by a shop")
     turn: TurnSettings = Field(default_factory=TurnSettings)
 
     @classmethod
@@ -73,6 +77,7 @@ class AgentSettings(BaseModel):
             "STOREAGENT_TRANSFER_GATEWAY": "transfer_gateway",
             "STOREAGENT_LOG_FORMAT": "log_format",
             "STOREAGENT_DEBUG_ENDPOINTS": "debug_endpoints",
+            "STOREAGENT_SPEECH_URL": "speech_url",
         }
         if "POD_IP" in e:
             data["advertise_host"] = e["POD_IP"]

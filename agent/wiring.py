@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def build_providers(shop: ShopConfig, mode: str, metrics: AgentMetrics, secrets: Secrets | None = None,
-                    url_policy: UrlPolicy | None = None) -> ProviderSet:
+                    url_policy: UrlPolicy | None = None, speech_url: str = "") -> ProviderSet:
     """`config`: the shop's chains (cloud first, offline last); `offline`: the offline set only."""
     if mode == "offline":
         shop = shop.model_copy(update={"providers": Providers()})
     elif mode != "config":
         raise ValueError(f"providers: unknown mode {mode!r} (config|offline)")
-    return build_chain(shop, metrics, secrets=secrets or Secrets.from_env(), url_policy=url_policy)
+    return build_chain(shop, metrics, secrets=secrets or Secrets.from_env(), url_policy=url_policy,
+                       speech_url=speech_url)
 
 
 class _CallSink:

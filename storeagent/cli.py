@@ -11,6 +11,7 @@ USAGE = """usage: storeagent <command> [args]
 
 commands:
   agent serve [--config FILE]   run the agent service (ESL :8084, audio/metrics :8080)
+  speech serve                  run the shared speech service (STT/TTS websockets :8090)
   operator run                  run the Kubernetes operator
   web serve|invite [...]        the shop owner's web page; invitation links
   demo [--manifest FILE]        call the example shop through the loopback, offline
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from storeagent.web.__main__ import main as web_main
 
         return web_main(rest)
+    if cmd == "speech":
+        from storeagent.speech.__main__ import main as speech_main
+
+        return speech_main(rest)
     if cmd == "demo":
         from storeagent.agent.loopback.demo import main as demo_main
 

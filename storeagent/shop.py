@@ -180,7 +180,8 @@ def _not_key_shaped(v: str) -> str:
 class ProviderChoice(Model):
     """One provider for a stage; `fallbacks` are tried in order when it fails (offline is always last)."""
 
-    name: Literal["offline", "scripted", "deepgram", "openai", "elevenlabs"] = "offline"
+    # speech: the platform's shared speech service (STT and TTS only; its URL is the platform's, not the shop's)
+    name: Literal["offline", "scripted", "deepgram", "openai", "elevenlabs", "speech"] = "offline"
     model: Annotated[str, AfterValidator(_not_key_shaped)] = Field(default="", max_length=128, pattern=MODEL_RE)
     voice: Annotated[str, AfterValidator(_not_key_shaped)] = Field(default="", max_length=128, pattern=MODEL_RE)
     # OpenAI-compatible servers, or a local test server; checked against the platform's URL policy by the
@@ -194,6 +195,26 @@ class Providers(Model):
     stt: ProviderChoice = Field(default_factory=ProviderChoice)
     llm: ProviderChoice = Field(default_factory=ProviderChoice)
     tts: ProviderChoice = Field(default_factory=ProviderChoice)
+
+    @model_validator(mode="after")
+    def _speech_is_not_an_llm(self) -> Providers:
+        todo = [self.llm]
+        while todo:
+            c = todo.pop()
+            if c.name == "speech":
+                raise ValueError("llm: the speech service serves stt and tts only")
+            todo.extend(c.fallbacks)
+        return self
+
+    def uses(self, name: str) -> bool:
+        """Whether any stage or fallback names this provider."""
+        todo = [self.stt, self.llm, self.tts]
+        while todo:
+            c = todo.pop()
+            if c.name == name:
+                return True
+            todo.extend(c.fallbacks)
+        return False
 
 
 class TransferConfig(Model):

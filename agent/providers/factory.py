@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 P = TypeVar("P")
 
 KEY_VARS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "elevenlabs": "ELEVENLABS_API_KEY"}
-STAGE_PROVIDERS = {"stt": ("offline", "scripted", "deepgram"), "llm": ("offline", "scripted", "openai"),
-                   "tts": ("offline", "scripted", "elevenlabs")}
+STAGE_PROVIDERS = {"stt": ("offline", "scripted", "deepgram", "speech"), "llm": ("offline", "scripted", "openai"),
+                   "tts": ("offline", "scripted", "elevenlabs", "speech")}
 DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # ElevenLabs' premade "Rachel"; multilingual models speak Korean with it
 TAKE_A_MESSAGE = {
     "en": "I'm sorry, I can't look that up right now. I can take a message for the owner, who will call you back.",
@@ -153,11 +153,12 @@ def _chain_members(stage: str, choice: ProviderChoice, offline: Sequence[P],
 def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets | None = None,
                     offline: OfflineProviders | None = None,
                     resilience: ResilienceSettings | None = None,
-                    url_policy: UrlPolicy | None = None) -> ProviderSet:
+                    url_policy: UrlPolicy | None = None, speech_url: str = "") -> ProviderSet:
     """The shop's three provider chains; raises ConfigError naming the field for an impossible config.
 
     With `url_policy` (the agent process always passes the platform's), every baseUrl is checked now and
-    every connection's resolved address when it is made (agent/netguard.py)."""
+    every connection's resolved address when it is made (agent/netguard.py). `speech_url` is the platform's
+    speech service (STOREAGENT_SPEECH_URL); a shop choosing `speech` without one runs on its fallbacks."""
     from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
     secrets = Secrets.from_env() if secrets is None else secrets
@@ -174,9 +175,21 @@ def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets 
                 raise ConfigError(str(e)) from None
         return c.base_url
 
+    def no_speech() -> bool:
+        log.warning("speech is configured but the platform set no speech service (STOREAGENT_SPEECH_URL): "
+                    "left out of the chain")
+        return False
+
     def make_stt(c: ProviderChoice, name: str) -> STT | None:
         if c.name == "scripted":
             return ScriptedSTT(name=name)
+        if c.name == "speech":
+            if not speech_url and not no_speech():
+                return None
+            from storeagent.agent.providers.speech import SpeechSTT
+            from storeagent.agent.store.knowledge import caller_phrases
+
+            return SpeechSTT(speech_url, caller_phrases(shop.profile), name=name)
         key = _key(secrets, "deepgram")
         if key is None:
             return None
@@ -195,6 +208,12 @@ def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets 
     def make_tts(c: ProviderChoice, name: str) -> TTS | None:
         if c.name == "scripted":
             return ScriptedTTS(name=name)
+        if c.name == "speech":
+            if not speech_url and not no_speech():
+                return None
+            from storeagent.agent.providers.speech import SpeechTTS
+
+            return SpeechTTS(speech_url, name=name)
         key = _key(secrets, "elevenlabs")
         if key is None:
             return None
