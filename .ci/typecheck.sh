@@ -10,10 +10,10 @@ root=$PWD
 tree=build/typecheck
 rm -rf "$tree"; mkdir -p "$tree/storeagent"
 for f in storeagent/*.py; do ln -s "../../../$f" "$tree/storeagent/$(basename "$f")"; done
-for d in storeagent/*/; do d=${d%/}; [ "$(basename "$d")" = __pycache__ ] || ln -s "../../../$d" "$tree/storeagent/$(basename "$d")"; done
 ln -s ../../../agent "$tree/storeagent/agent"
 ln -s ../../../operator "$tree/storeagent/operator"
 ln -s ../../../storeagent/web "$tree/storeagent/web"
+ln -s ../../../storeagent/speech "$tree/storeagent/speech"
 if [ "${1:-}" = "imports" ]; then
   cd "$tree" && exec env PYTHONPATH="$root/$tree" "$root/.venv/bin/lint-imports" --config "$root/pyproject.toml"
 fi
