@@ -52,8 +52,9 @@ for t in "${targets[@]}"; do
     fi
     echo "controlplane: building $name ($pkg) with -p $p, $((SECONDS - start)) s elapsed" >&2
     t0=$SECONDS
-    nice -n 10 go build -p "$p" -ldflags "-s -w $flags" -o "$out/$name.tmp" "$pkg"
-    mv "$out/$name.tmp" "$out/$name"
+    # A per-process temp name: two concurrent builds (two CI runs on one cache) must not rename each other's file.
+    nice -n 10 go build -p "$p" -ldflags "-s -w $flags" -o "$out/$name.tmp.$$" "$pkg"
+    mv "$out/$name.tmp.$$" "$out/$name"
     echo "controlplane: built $name in $((SECONDS - t0)) s" >&2
 done
 # kwok ships no stages built in: take the "fast" node/pod lifecycle and the lease heartbeat from the pinned
@@ -63,8 +64,8 @@ if [[ ! -s "$out/kwok-stages.yaml" ]]; then
     for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
              pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
         echo "---"; cat "$stages/$f"
-    done >"$out/kwok-stages.yaml.tmp"
-    mv "$out/kwok-stages.yaml.tmp" "$out/kwok-stages.yaml"
+    done >"$out/kwok-stages.yaml.tmp.$$"
+    mv "$out/kwok-stages.yaml.tmp.$$" "$out/kwok-stages.yaml"
 fi
 echo "controlplane: all binaries ready after $((SECONDS - start)) s" >&2
 echo "$out"
