@@ -9,11 +9,12 @@ PYTEST_ARGS ?=
 MANIFEST ?= examples/sunrise-bakery.yaml
 PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
-.PHONY: help venv deps demo test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean \
+.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean \
         builds controlplane helm monitoring-crds cbuild
 
 help:
 	@echo "make demo   - call the example shop end to end, offline (installs everything first)"
+	@echo "make demo-web - the shop owner's page for the example shop (no cluster, no keys)"
 	@echo "make test   - lint, type-check, and run every test tier (installs everything first)"
 	@echo "make bench  - agent benchmark (writes the last line as JSON)"
 	@echo "make crds   - regenerate crds/ from the pydantic model"
@@ -80,6 +81,11 @@ test:
 	@$(STAGE) pytest $(BIN)/pytest -q tests $(PYTEST_ARGS)
 	@$(STAGE) c $(MAKE) --no-print-directory -C freeswitch/mod_storeagent unit valgrind
 	@$(STAGE) --summary
+
+# The owner's page for the example shop: SQLite, offline providers, a local agent that reloads the shop file;
+# with `make cluster` running, edits go to the StoreAgent on that control plane (docs/web.md).
+demo-web: venv deps
+	$(BIN)/python -m storeagent.web.demo $(DEMO_ARGS)
 
 bench: venv deps
 	$(BIN)/python bench/agent_bench.py $(BENCH_ARGS)

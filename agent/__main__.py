@@ -54,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     s.add_argument("--providers", choices=["config", "offline"], default="config",
                    help="config: as the shop config says (default); offline: the offline set for every stage")
     s.add_argument("--log-format", choices=["json", "text"])
+    s.add_argument("--watch-config", action="store_true",
+                   help="re-read the shop file when it changes (the owner web's local mode, `make demo-web`)")
     return p.parse_args(argv)
 
 
@@ -69,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_format)
     shop = load_shop(settings.config_path)
-    return asyncio.run(_serve(settings, shop, args.providers))
+    return asyncio.run(_serve(settings, shop, args.providers, watch=args.watch_config))
 
 
-async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
+async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str, *, watch: bool = False) -> int:
     secrets = Secrets.from_env()
     install_log_redaction(secrets)
     metrics = AgentMetrics(shop.store)
@@ -86,9 +88,18 @@ async def _serve(settings: AgentSettings, shop: ShopConfig, mode: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = None
+    if watch:
+        from storeagent.agent.reload import watch_shop_file
+
+        watcher = asyncio.create_task(watch_shop_file(
+            settings.config_path, app, outbox, load_shop,
+            lambda s: build_providers(s, mode, metrics, secrets, url_policy=settings.tenant_policy.urls)))
     try:
         await run_until_signalled(app, stop)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await outbox.aclose()
     return 0
 

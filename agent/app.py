@@ -26,6 +26,7 @@ from storeagent.agent.stats import CallStats
 from storeagent.agent.transport.audio_ws import WebSocketAudioLink, add_audio_route
 from storeagent.agent.transport.esl_server import EslCall, EslServer
 from storeagent.agent.transport.tokens import StreamTokens
+from storeagent.agent.websession import WebCallControl, is_web_session, relay_transcript
 from storeagent.shop import ShopConfig
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class AgentApp:
         self._site: web.TCPSite | None = None
         self.loop_lag: deque[float] = deque(maxlen=3000)  # last minute of 20 ms ticks: how late the loop ran
         self._lag_task: asyncio.Task[None] | None = None
+        self._web_calls: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -106,11 +108,16 @@ class AgentApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lag_task
         await self.esl.aclose()
+        for task in list(self._web_calls):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
     # ------------------------------------------------------------------ calls
     async def _on_call(self, call: EslCall) -> None:
+        await self._run_session(call)
+
+    async def _run_session(self, call: CallControl, web_link: WebSocketAudioLink | None = None) -> None:
         with call_context(call.uuid):
             if self.draining or len(self.sessions) >= self.settings.max_calls:
                 # Not answering and closing the socket makes FreeSWITCH run the dialplan's fallback.
@@ -119,13 +126,31 @@ class AgentApp:
                 return
             session = CallSession(call, self._deps)
             self.sessions[call.uuid] = session
+            relay = None
+            if web_link is not None:
+                relay = asyncio.create_task(relay_transcript(
+                    web_link, lambda: session.conversation.result.transcript if session.conversation else []))
             try:
                 await session.run()
             finally:
                 self.sessions.pop(call.uuid, None)
+                if relay is not None:
+                    relay.cancel()
 
     async def _attach(self, uuid: str, link: WebSocketAudioLink) -> bool:
+        if is_web_session(uuid) and self.settings.web_sessions:
+            return self._start_web_call(uuid, link)
         return await self.links.attach(uuid, link)
+
+    def _start_web_call(self, uuid: str, link: WebSocketAudioLink) -> bool:
+        """A browser test call (agent/websession.py): its token was minted with our key by the web service."""
+        if self.draining or len(self.sessions) >= self.settings.max_calls or uuid in self.sessions:
+            return False
+        task = asyncio.create_task(self._run_session(WebCallControl(uuid, link, self.links.attach), link),
+                                   name=f"web-call-{uuid}")
+        self._web_calls.add(task)
+        task.add_done_callback(self._web_calls.discard)
+        return True
 
     # ------------------------------------------------------------------ http
     async def _metrics(self, _: web.Request) -> web.Response:

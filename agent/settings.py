@@ -51,6 +51,9 @@ class AgentSettings(BaseModel):
     data_dir: Path = Field(Path("./data"), description="durable outbox (messages, call records)")
     log_format: str = Field("json", pattern="^(json|text)$")
     debug_endpoints: bool = Field(False, description="/v1/debug/turns (every turn's text): benchmarks only")
+    web_sessions: bool = Field(
+        False, description="accept browser test calls (uuids web-*) whose token the owner web minted with the "
+        "shared stream_token_key_file (agent/websession.py); off: only FreeSWITCH's calls")
     tenant_policy: TenantPolicy = Field(
         default_factory=TenantPolicy,
         description="the platform's URL and number policy (operator-rendered JSON); unset: the strict default")
@@ -78,6 +81,7 @@ class AgentSettings(BaseModel):
             "STOREAGENT_LOG_FORMAT": "log_format",
             "STOREAGENT_DEBUG_ENDPOINTS": "debug_endpoints",
             "STOREAGENT_SPEECH_URL": "speech_url",
+            "STOREAGENT_WEB_SESSIONS": "web_sessions",
         }
         if "POD_IP" in e:
             data["advertise_host"] = e["POD_IP"]

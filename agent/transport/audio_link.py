@@ -137,6 +137,13 @@ class WebSocketAudioLink:
         self._ctrl.append(_CLEAR)
         self._wake.set()
 
+    async def send_event(self, doc: dict[str, object]) -> None:
+        """A JSON text frame for the peer ahead of queued speech (web sessions' transcript lines)."""
+        if self._closed:
+            return
+        self._ctrl.append(json.dumps(doc, ensure_ascii=False))
+        self._wake.set()
+
     async def close(self) -> None:
         """End the call's audio now: queued speech is dropped, the socket is closed with 1000."""
         await self.abort(CLOSE_NORMAL, "call ended")

@@ -117,7 +117,8 @@ def _profile_page(request: web.Request, doc: ShopDoc, spec: dict[str, Any], erro
 async def profile(request: web.Request) -> web.StreamResponse:
     _, doc = await _doc(request)
     saved = request.query.get("saved") == "1"
-    head = (notice(tr(request)("saved")) if saved else "") + _status(request, doc)
+    status = _status(request, doc) if saved or doc.live != "local" else ""
+    head = (notice(tr(request)("saved")) if saved else "") + status
     return _profile_page(request, doc, doc.spec, {}, head)
 
 

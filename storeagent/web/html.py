@@ -69,7 +69,7 @@ def page(t: Translate, lang: str, title: str, body: str, *, shop: str = "", shop
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light">
 <title>{esc(title)} · {esc(shop_name or t("app"))}</title>
-<link rel="stylesheet" href="/static/app.css"></head>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/app.css"></head>
 <body><a class="skip" href="#main">{esc(t("skip"))}</a>
 <header class="top"><div class="brand"><span class="logo" aria-hidden="true">◉</span>
 <span>{esc(shop_name or t("app"))}</span></div>

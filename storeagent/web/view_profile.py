@@ -84,7 +84,7 @@ def _faq(t: Translate, faq: list[dict[str, Any]], errors: dict[str, str]) -> str
         p = f"faq.{i}"
         qid, aid = f"f-{p.replace('.', '-')}-q", f"f-{p.replace('.', '-')}-a"
         err = errors.get(f"{p}.question", "") or errors.get(f"{p}.answer", "")
-        rows.append(f'<fieldset class="row"><legend>{esc(f.get("question") or t("add_row"))}</legend>'
+        rows.append(f'<fieldset class="row faq"><legend>{esc(f.get("question") or t("add_row"))}</legend>'
                     f'<div class="field"><label for="{qid}">{esc(t("question"))}</label>'
                     f'<input id="{qid}" name="{p}.question" value="{esc(f.get("question", ""))}"></div>'
                     f'<div class="field{" has-error" if err else ""}"><label for="{aid}">{esc(t("answer"))}</label>'
