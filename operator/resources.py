@@ -11,6 +11,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -121,6 +122,8 @@ def _env(shop: Shop, settings: Settings) -> list[Obj]:
     ]
     if settings.agent_debug_endpoints:
         env.append({"name": "STOREAGENT_DEBUG_ENDPOINTS", "value": "true"})
+    if _uses_speech(shop, settings):
+        env.append({"name": "STOREAGENT_SPEECH_URL", "value": settings.speech_url})
     if shop.spec.webhook is not None and shop.spec.webhook.signing_secret_ref is not None:
         env.append({"name": "STOREAGENT_WEBHOOK_SECRET_FILE", "value": f"{WEBHOOK_SECRET_DIR}/secret"})
     if shop.spec.secret_ref is not None:
@@ -255,7 +258,7 @@ def desired_network_policy(shop: Shop, settings: Settings) -> Obj:
             # platform's URL policy allows: a compromised or misled agent cannot reach cluster services or
             # the cloud metadata endpoint.
             "policyTypes": ["Ingress", "Egress"],
-            "egress": _egress(settings),
+            "egress": _egress(settings) + _speech_egress(shop, settings),
             "ingress": [
                 {"from": [{"namespaceSelector": ns(settings.freeswitch_namespace),
                            "podSelector": {"matchLabels": dict(settings.freeswitch_pod_labels)}}],
@@ -285,6 +288,21 @@ def _egress(settings: Settings) -> list[Obj]:
     if blocks:
         rules.append({"to": blocks})
     return rules
+
+
+def _uses_speech(shop: Shop, settings: Settings) -> bool:
+    return bool(settings.speech_url) and shop.spec.providers.uses("speech")
+
+
+def _speech_egress(shop: Shop, settings: Settings) -> list[Obj]:
+    """The speech pods sit on the cluster's private network, which the egress above excludes: one rule for them,
+    only for shops that use the service."""
+    if not _uses_speech(shop, settings):
+        return []
+    port = urlsplit(settings.speech_url).port or 80
+    return [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.speech_namespace}},
+                     "podSelector": {"matchLabels": dict(settings.speech_pod_labels)}}],
+             "ports": [{"protocol": "TCP", "port": port}]}]
 
 
 def desired_all(shop: Shop, settings: Settings) -> list[Obj]:

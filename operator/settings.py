@@ -77,6 +77,12 @@ class Settings:
         "fc00::/7", "fe80::/10", "::1/128",
     )
 
+    # The platform's shared speech service (chart `speech`): agents of shops choosing `speech` get its URL
+    # (STOREAGENT_SPEECH_URL) and an egress rule to its pods; "" = none (those shops use in-process engines).
+    speech_url: str = ""
+    speech_namespace: str = "storeagent-system"
+    speech_pod_labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "storeagent-speech"})
+
     # --- Controller boundaries (issue 11, tenant-control). --------------------------------------------------
     # Largest /v1/stats answer read from an agent pod (a real one is a few hundred bytes; the pod runs tenant
     # configuration, so its answer is bounded like any untrusted input). The deadline is stats_timeout_seconds.
@@ -127,6 +133,8 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
     p.add_argument("--agent-data-claim", default=d.agent_data_claim)
     p.add_argument("--agent-data-size-limit", default=d.agent_data_size_limit)
     p.add_argument("--agent-debug-endpoints", action="store_true")
+    p.add_argument("--speech-url", default=d.speech_url, help="ws://host:port of the shared speech service")
+    p.add_argument("--speech-namespace", default="", help="namespace of the speech pods (default: ours)")
     p.add_argument("--egress-allow-cidr", action="append", default=[],
                    help="replaces the default 0.0.0.0/0, ::/0 (repeat)")
     a = p.parse_args(argv)
@@ -150,5 +158,7 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
         agent_data_size_limit=a.agent_data_size_limit,
         agent_debug_endpoints=a.agent_debug_endpoints,
         egress_allow_cidrs=tuple(a.egress_allow_cidr) or d.egress_allow_cidrs,
+        speech_url=a.speech_url,
+        speech_namespace=a.speech_namespace or a.operator_namespace,
     )
     return s, a

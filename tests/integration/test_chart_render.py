@@ -70,7 +70,9 @@ def test_defaults_render_operator_freeswitch_dashboards_and_no_prometheus_operat
     objs = render(DEFAULT)
     kinds = {o["kind"] for o in objs}
     assert {"CustomResourceDefinition", "Deployment", "ClusterRole", "ClusterRoleBinding", "ConfigMap"} <= kinds
-    assert not kinds & {"PodMonitor", "ServiceMonitor", "PrometheusRule", "DaemonSet", "PodDisruptionBudget"}
+    assert not kinds & {"PodMonitor", "ServiceMonitor", "PrometheusRule", "DaemonSet"}
+    # the only PDB by default is the speech service's (the operator's is for replicas > 1)
+    assert [o["metadata"]["name"] for o in find(objs, "PodDisruptionBudget")] == ["sa-storeagent-speech"]
     assert one(objs, "Deployment", "-freeswitch")
     assert not find(objs, "Service", "-sip")
 
@@ -150,7 +152,7 @@ def test_monitoring_scenario_renders_monitors_rules_and_peering() -> None:
     assert pm["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "storeagent-agent"}}
     assert pm["spec"]["namespaceSelector"] == {"matchNames": ["shops-a", "shops-b"]}
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "http"
-    sm = one(objs, "ServiceMonitor")
+    sm = one(objs, "ServiceMonitor", "-operator")
     svc = one(objs, "Service", "-operator-metrics")
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "metrics"

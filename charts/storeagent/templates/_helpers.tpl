@@ -102,3 +102,18 @@ nothing under `helm template` and dry-runs, which then show a fresh value).
 {{- define "storeagent.freeswitch.sipPort" -}}5060{{- end -}}
 {{- define "storeagent.freeswitch.eslPort" -}}8021{{- end -}}
 {{- define "storeagent.freeswitch.rtpPorts" -}}16384-16583{{- end -}}
+
+{{/* Speech service selector labels: agents' NetworkPolicies (operator) allow egress to pods with these. */}}
+{{- define "storeagent.speech.selectorLabels" -}}
+app.kubernetes.io/name: storeagent-speech
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "storeagent.speech.fullname" -}}
+{{- printf "%s-speech" (include "storeagent.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The URL agents use (the operator renders it into their STOREAGENT_SPEECH_URL). */}}
+{{- define "storeagent.speech.url" -}}
+{{- printf "ws://%s.%s.svc:%v" (include "storeagent.speech.fullname" .) .Release.Namespace .Values.speech.port -}}
+{{- end -}}
