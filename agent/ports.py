@@ -131,6 +131,7 @@ class Transcript:
     text: str
     is_final: bool
     confidence: float | None = None
+    audio_end_at: float | None = None  # time.monotonic() we sent the audio this result ends at (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)

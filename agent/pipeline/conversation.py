@@ -20,6 +20,7 @@ from storeagent.agent.errors import ProviderError
 from storeagent.agent.pipeline.history import AgentUtterance, History, TranscriptLine
 from storeagent.agent.pipeline.prompts import Phrases
 from storeagent.agent.pipeline.reply import ReplyResult, ReplyTiming, run_reply
+from storeagent.agent.pipeline.stt_turns import HeardTurn, SttTurns
 from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd
 from storeagent.agent.pipeline.vad import Vad
 from storeagent.agent.ports import (
@@ -39,6 +40,7 @@ from storeagent.agent.ports import (
     Transfer,
     TransferResult,
     TTSSession,
+    UtteranceEnd,
 )
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ class _Handoff:
     """A stage failed beyond its fallbacks: give the call to the shop's dialplan fallback."""
 
     reason: str
+    spoken: bool = False  # the voice still works: say the hand-off line first
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ class Conversation:
         self.history = History(system_prompt)
         self.result = ConversationOutcome()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
-        self._finals: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        self._heard = SttTurns()  # finals wait there for the turn they belong to (stt_turns.py)
         self._turn = TurnDetector(cfg.speech_start_ms, cfg.end_of_turn_ms)
         self._reply: asyncio.Task[ReplyResult | None] | None = None
         self._utterance: AgentUtterance | None = None
@@ -221,6 +224,11 @@ class Conversation:
                 return
             if isinstance(ev, _Handoff):
                 await self._stop_speaking(barge=False)
+                if ev.spoken and self.cfg.phrases.handoff:  # never dead air before the dialplan's fallback
+                    self._start_reply(prefix=self.cfg.phrases.handoff, use_llm=False, record_turn=None)
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await self._reply  # type: ignore[misc]
+                    await self._wait_playout()
                 self.result.outcome, self.result.reason, self.result.handoff = "failed", ev.reason, True
                 return
             if isinstance(ev, _TimeUp):
@@ -314,7 +322,7 @@ class Conversation:
 
     def _record_latency(self, turn: _UserTurn, t: ReplyTiming) -> None:
         lat = TurnLatency(
-            stt_final=turn.final_at - turn.end.detected_at,
+            stt_final=max(0.0, turn.final_at - turn.end.detected_at),  # 0: heard before the decision
             llm_first_token=(t.llm_first_token - t.started) if t.llm_first_token else None,
             tts_first_audio=(t.first_audio - t.tts_started) if t.first_audio and t.tts_started else None,
             voice_to_voice=(t.first_audio - turn.end.last_speech_at) if t.first_audio else None,
@@ -419,7 +427,9 @@ class Conversation:
         streaming = False
         async for item in link.uplink():
             if isinstance(item, AudioFrame):
-                ev = self._turn.feed(self.vad.is_speech(item.pcm), item.received)
+                speech = self.vad.is_speech(item.pcm)
+                self._heard.frame(speech, item.received)
+                ev = self._turn.feed(speech, item.received)
                 if isinstance(ev, SpeechStart):
                     self._last_activity = ev.detected_at
                     self._waiting_since = None
@@ -429,7 +439,8 @@ class Conversation:
                     for pcm in preroll:
                         await self.stt.send(pcm)
                     preroll.clear()
-                if streaming:
+                # A provider with its own endpointing hears the gaps too (its UtteranceEnd needs them).
+                if streaming or getattr(self.stt, "continuous", False):
                     await self.stt.send(item.pcm)
                 else:
                     preroll.append(item.pcm)
@@ -449,41 +460,47 @@ class Conversation:
             self._events.put_nowait(_Hangup("audio link closed"))
 
     async def _finish_turn(self, end: TurnEnd) -> None:
-        while not self._finals.empty():  # stale finals from before this turn
-            self._finals.get_nowait()
+        if self._heard.already_decided(end):
+            return  # the provider's endpointing answered this speech already
         if end.speech_ms >= self.cfg.min_turn_ms:
             # From here the caller waits for us: the ack watchdog bounds the dead air whatever the providers do.
             self._waiting_since = end.detected_at
             self._spawn(self._ack_watchdog(end.detected_at))
-        await self.stt.finalize()
+        if not self._heard.covered(end):
+            await self.stt.finalize()
         if end.speech_ms < self.cfg.min_turn_ms:
             return
-        try:
-            text, at = await asyncio.wait_for(self._finals.get(), self.cfg.stt_final_timeout_s)
-        except TimeoutError:
+        self._user_turn(await self._heard.collect(end, self.cfg.stt_final_timeout_s), end)
+
+    def _user_turn(self, heard: HeardTurn | None, end: TurnEnd) -> None:
+        if heard is None:
             self._waiting_since = None
             log.info("no final transcript within %.1fs", self.cfg.stt_final_timeout_s)
             return
-        parts = [text]
-        while not self._finals.empty():
-            more, at = self._finals.get_nowait()
-            parts.append(more)
-        joined = " ".join(p for p in parts if p).strip()
-        if joined:
-            self._events.put_nowait(_UserTurn(joined, end, at))
-        else:
-            self._waiting_since = None
+        self._events.put_nowait(_UserTurn(heard.text, end, heard.final_at))
+
+    def _provider_endpoint(self) -> None:
+        end = self._heard.provider_endpoint(time.monotonic())
+        if end is None:
+            return
+        # The speech so far is answered: the caller's next words are a new turn (and a barge-in).
+        self._turn = TurnDetector(self.cfg.speech_start_ms, self.cfg.end_of_turn_ms)
+        self._last_activity = self._waiting_since = end.detected_at
+        self._spawn(self._ack_watchdog(end.detected_at))
+        self._user_turn(self._heard.take(end), end)
 
     async def _stt_events(self) -> None:
         try:
             async for ev in self.stt.events():
                 if isinstance(ev, Transcript) and ev.is_final:
-                    self._finals.put_nowait((ev.text.strip(), time.monotonic()))
+                    self._heard.final(ev.text, ev.audio_end_at)
+                elif isinstance(ev, UtteranceEnd) and getattr(self.stt, "decides_turns", False):
+                    self._provider_endpoint()
         except ProviderError as e:
             # Every recognizer in the chain failed: without ears the call belongs to a person.
             self.metrics.provider_error(e.provider, e.kind)
             log.warning("speech recognition unavailable: %s", e)
-            self._events.put_nowait(_Handoff("speech recognition unavailable"))
+            self._events.put_nowait(_Handoff("speech recognition unavailable", spoken=True))
 
     async def _time_limit(self) -> None:
         await asyncio.sleep(self.cfg.max_call_s)

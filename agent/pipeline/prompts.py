@@ -17,6 +17,7 @@ class Phrases:
     trouble: str
     filler: str
     no_staff: str
+    handoff: str = ""  # said before the call goes to the shop's fallback because the agent cannot go on
 
 
 def phrases_for(language: str, shop_name: str) -> Phrases:
@@ -32,6 +33,7 @@ def phrases_for(language: str, shop_name: str) -> Phrases:
             ),
             filler="잠시만요.",
             no_staff="지금은 직원이 전화를 받을 수 없습니다. 성함과 연락처, 메시지를 남겨 주시면 전해 드리겠습니다.",
+            handoff="죄송합니다, 지금 말씀을 잘 들을 수 없어서 다른 연결로 넘겨 드리겠습니다. 잠시만 기다려 주세요.",
         )
     return Phrases(
         greeting=f"Thank you for calling {shop_name}. How can I help you?",
@@ -42,6 +44,7 @@ def phrases_for(language: str, shop_name: str) -> Phrases:
         filler="One moment.",
         no_staff="Nobody can come to the phone right now. I can take a message: please tell me your name, "
         "your phone number and your message.",
+        handoff="I'm sorry, I can't hear you properly right now. Let me put you through, please hold.",
     )
 
 

@@ -2,10 +2,15 @@
 `/v1/listen`).
 
 Pure part: `translate_deepgram()` maps one vendor JSON message to port events; `classify_*()` map failures to
-`ProviderError` (retryable or not). I/O part: `DeepgramStream`, a thin run loop over the SDK socket that also
-sends `KeepAlive` while no audio flows (Deepgram closes an idle stream with 1011 / NET-0001 after ~10 s, e.g.
-while the agent speaks and the turn detector holds audio back), `Finalize` when the turn ends and
-`CloseStream` at hangup. Retries and fallback belong to `resilience.py`.
+`ProviderError` (retryable or not). I/O part: `DeepgramStream`, a thin run loop over the SDK socket. The
+conversation streams it every caller frame, gaps included (`continuous`): Deepgram's endpointing and its
+`UtteranceEnd` judge silence from the audio they receive, so audio held back between turns would hide the very
+pauses they look for. It sends `KeepAlive` only when no audio has gone out for a while (a stalled uplink, a
+transfer; Deepgram closes an idle stream with 1011 / NET-0001 after ~10 s), `Finalize` when our VAD ends a turn
+that no final covers yet, and `CloseStream` at hangup. Each final's `start`+`duration` (seconds on the stream's
+audio clock) is mapped back to when we sent that audio (`Transcript.audio_end_at`), so the pipeline can tell
+which turn it belongs to. `endpoint_turns` lets `speech_final` / `UtteranceEnd` decide a turn (`decides_turns`).
+Retries and fallback belong to `resilience.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -33,8 +40,17 @@ DEFAULT_BASE_URL = "https://api.deepgram.com"
 
 
 # ------------------------------------------------------------------------------------------------ pure
-def translate_deepgram(msg: Mapping[str, Any]) -> list[STTEvent]:
-    """Port events for one Deepgram message; Metadata and unknown types map to nothing."""
+def result_end(msg: Mapping[str, Any]) -> float | None:
+    """Where a Results message ends on the stream's audio clock (s), from its `start` and `duration`."""
+    try:
+        return float(msg["start"]) + float(msg["duration"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def translate_deepgram(msg: Mapping[str, Any], audio_end_at: float | None = None) -> list[STTEvent]:
+    """Port events for one Deepgram message; Metadata and unknown types map to nothing. `audio_end_at` is
+    stamped on final transcripts (the caller maps `result_end()` to its clock)."""
     kind = msg.get("type")
     if kind == "SpeechStarted":
         return [SpeechStarted()]
@@ -52,7 +68,8 @@ def translate_deepgram(msg: Mapping[str, Any]) -> list[STTEvent]:
     if not text and not is_final:
         return []  # an empty interim carries nothing
     confidence = best.get("confidence")
-    events: list[STTEvent] = [Transcript(text, is_final, float(confidence) if confidence is not None else None)]
+    events: list[STTEvent] = [Transcript(text, is_final, float(confidence) if confidence is not None else None,
+                                         audio_end_at if is_final else None)]
     if is_final and msg.get("speech_final"):
         events.append(UtteranceEnd())  # endpointing saw the pause: the caller's utterance ended
     return events
@@ -116,7 +133,7 @@ class DeepgramSTT:
     name = NAME
 
     def __init__(self, api_key: str, *, model: str = "nova-3", base_url: str = "", endpointing_ms: int = 300,
-                 utterance_end_ms: int = 1000, keepalive_seconds: float = 4.0,
+                 utterance_end_ms: int = 1000, keepalive_seconds: float = 4.0, endpoint_turns: bool = True,
                  url_policy: UrlPolicy | None = None) -> None:
         if not api_key:
             raise ProviderError(NAME, "auth", "no API key configured", retryable=False)
@@ -128,6 +145,7 @@ class DeepgramSTT:
         self._endpointing_ms = endpointing_ms
         self._utterance_end_ms = utterance_end_ms
         self._keepalive = keepalive_seconds
+        self._endpoint_turns = endpoint_turns  # speech_final / UtteranceEnd may decide a turn before our VAD
         self._url_policy = url_policy
 
     def __repr__(self) -> str:  # never show the key
@@ -152,13 +170,39 @@ class DeepgramSTT:
         except Exception as exc:
             await stack.aclose()
             raise classify_connect_error(exc) from None  # `from None`: the SDK's error holds request headers
-        return DeepgramStream(socket, stack, self._keepalive)
+        return DeepgramStream(socket, stack, self._keepalive, fmt, decides_turns=self._endpoint_turns)
+
+
+class AudioClock:
+    """Maps the stream's audio clock (seconds of audio sent) to time.monotonic() of the send; ~30 s kept."""
+
+    def __init__(self, sample_rate: int, keep: int = 1500) -> None:
+        self._bytes_per_s = sample_rate * 2
+        self._sent_s = 0.0
+        self._ends: deque[float] = deque(maxlen=keep)
+        self._times: deque[float] = deque(maxlen=keep)
+
+    def sent(self, nbytes: int, at: float) -> None:
+        self._sent_s += nbytes / self._bytes_per_s
+        self._ends.append(self._sent_s)
+        self._times.append(at)
+
+    def at(self, audio_s: float | None) -> float | None:
+        if audio_s is None or not self._ends:
+            return None
+        i = bisect_left(self._ends, audio_s - 1e-6)
+        return self._times[min(i, len(self._times) - 1)]
 
 
 class DeepgramStream:
-    def __init__(self, socket: Any, stack: contextlib.AsyncExitStack, keepalive_seconds: float) -> None:
+    continuous = True  # wants every caller frame, gaps included (see the module docstring)
+
+    def __init__(self, socket: Any, stack: contextlib.AsyncExitStack, keepalive_seconds: float,
+                 fmt: AudioFormat | None = None, *, decides_turns: bool = True) -> None:
         self._socket = socket
         self._stack = stack
+        self.decides_turns = decides_turns
+        self._clock = AudioClock(fmt.sample_rate if fmt else 8000)
         self._last_sent = time.monotonic()
         self._closed = False
         self._ended = False  # UtteranceEnd already reported for the current utterance
@@ -187,6 +231,7 @@ class DeepgramStream:
     async def send(self, pcm: bytes) -> None:
         await self._guarded(self._socket.send_media(pcm))
         self._last_sent = time.monotonic()
+        self._clock.sent(len(pcm), self._last_sent)
 
     async def finalize(self) -> None:
         await self._guarded(self._socket.send_finalize())
@@ -197,7 +242,8 @@ class DeepgramStream:
                 if isinstance(message, bytes):
                     continue
                 data = message.dict() if hasattr(message, "dict") else message
-                for event in translate_deepgram(data):
+                end = self._clock.at(result_end(data)) if data.get("type") == "Results" else None
+                for event in translate_deepgram(data, end):
                     if isinstance(event, UtteranceEnd):
                         if self._ended:
                             continue  # speech_final and UtteranceEnd both fire for one pause

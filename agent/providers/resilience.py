@@ -55,7 +55,7 @@ __all__ = [
     "as_provider_error",
 ]
 log = logging.getLogger(__name__)
-MAX_REPLAY_SECONDS = 30.0  # caller audio kept for a mid-utterance STT switch; a turn is rarely longer
+MAX_REPLAY_SECONDS = 10.0  # caller audio since the last final kept for a reconnect or switch (a turn is shorter)
 
 
 # ---------------------------------------------------------------------------------------------- shared
@@ -213,9 +213,10 @@ class FallbackTTSSession:
 
 # --------------------------------------------------------------------------------------------------- STT
 class FallbackSTT(_Fallback[STT]):
-    """STT port over an ordered list. On a failure, or no final transcript `first_result` s after `finalize`,
-    the stream moves to the next provider and replays the caller audio since the last final transcript, so
-    the turn in progress is still understood."""
+    """STT port over an ordered list. When a provider's stream breaks (a close, a dropped connection), the same
+    provider is reconnected once per turn; on a second failure, or no final transcript `first_result` s after
+    `finalize`, the stream moves to the next provider. Either way the caller audio since the last final
+    transcript is replayed from a short ring buffer, so the turn in progress is still understood."""
 
     async def open(self, fmt: AudioFormat, language: str) -> FallbackSTTStream:
         stream = FallbackSTTStream(self, fmt, language)
@@ -240,10 +241,21 @@ class FallbackSTTStream:
         self._deadline: float | None = None  # monotonic time that final transcript is due by
         self._lock = asyncio.Lock()
         self._closed = False
+        self._reconnected = False  # the current provider was reconnected since the last final
+        self.reconnects = 0
 
     @property
     def active(self) -> str:
         return self._owner.providers[min(self._index, len(self._owner.providers) - 1)].name
+
+    @property
+    def continuous(self) -> bool:
+        """The active provider wants caller audio between turns too (its endpointing hears the gaps)."""
+        return bool(getattr(self._stream, "continuous", False))
+
+    @property
+    def decides_turns(self) -> bool:
+        return bool(getattr(self._stream, "decides_turns", False))
 
     async def start(self) -> None:
         async with self._lock:
@@ -308,12 +320,18 @@ class FallbackSTTStream:
             if failed_gen != self._gen or self._closed:
                 return  # another task already switched away from that stream
             while True:
-                chain.failed(self.active, exc)
+                err = chain.failed(self.active, exc)
                 await self._teardown()
-                self._index += 1
-                if self._index >= len(self._owner.providers):
-                    raise as_provider_error(self.active, exc)
-                chain.fallback()
+                # A dropped stream is most often the connection, not the provider: one reconnect per turn first.
+                # (_open_from_index moves on down the chain by itself when the reconnect is refused.)
+                if err.retryable and err.kind != "timeout" and not self._reconnected:
+                    self._reconnected = True
+                    self.reconnects += 1
+                else:
+                    self._index += 1
+                    if self._index >= len(self._owner.providers):
+                        raise as_provider_error(self.active, exc)
+                    chain.fallback()
                 stream = await self._open_from_index()
                 try:
                     frame = self._fmt.frame_bytes
@@ -387,6 +405,7 @@ class FallbackSTTStream:
                 continue
             if isinstance(item, Transcript) and item.is_final:
                 self._replay.clear()
+                self._reconnected = False
                 self._awaiting_final = False
                 self._deadline = None
                 self._owner.chain.breakers[self.active].success()
