@@ -15,11 +15,13 @@ class ProviderError(StoreAgentError):
     between retry, fallback and giving up from this flag alone.
     """
 
-    def __init__(self, provider: str, kind: str, message: str, *, retryable: bool) -> None:
+    def __init__(self, provider: str, kind: str, message: str, *, retryable: bool,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{provider}: {kind}: {message}")
         self.provider = provider
         self.kind = kind  # low-cardinality label: timeout|connect|auth|rate_limit|protocol|server|bad_request
         self.retryable = retryable
+        self.retry_after = retry_after  # seconds the provider asked us to wait (Retry-After), when it said
 
 
 class ProtocolError(StoreAgentError):

@@ -5,10 +5,11 @@ Each stage becomes a Fallback* chain: the configured provider, its `fallbacks` i
 warning: the shop still answers, offline. Keys come only from `Secrets` (environment or `*_FILE` mounts) and
 are handed to the SDK clients, never stored elsewhere.
 
-Language matters for the offline set: pocketsphinx and piper ship English models only, so a Korean shop's
-STT chain has no offline member (the call moves to the shop's fallback if Deepgram is down) and its offline
-TTS is espeak-ng's Korean voice; its offline LLM is a scripted apology offering a message, because the
-deterministic answerer speaks English.
+Language matters for the offline set: pocketsphinx and piper ship English models only. A Korean shop's STT chain
+ends with vosk's Korean model when `storeagent.agent.providers.vosk_stt` and its model wheel are installed
+(`offline_stt_for`); without it the chain has no offline member and, Deepgram down, the caller hears the hand-off
+line before the shop's dialplan fallback. Its offline TTS is espeak-ng's Korean voice; its offline LLM is a
+scripted apology offering a message, because the deterministic answerer speaks English.
 """
 
 from __future__ import annotations
@@ -91,7 +92,21 @@ def default_offline(shop: ShopConfig) -> OfflineProviders:
         return OfflineProviders(stt=[PocketsphinxSTT(caller_phrases(shop.profile))],
                                 llm=[ShopAnswerer(shop.profile)], tts=[PiperTTS(), EspeakTTS()])
     line = TAKE_A_MESSAGE.get(primary_language(shop.language), TAKE_A_MESSAGE["en"])
-    return OfflineProviders(stt=[], llm=[ScriptedLLM(line, name="offline")], tts=[EspeakTTS()])
+    return OfflineProviders(stt=offline_stt_for(shop.language), llm=[ScriptedLLM(line, name="offline")],
+                            tts=[EspeakTTS()])
+
+
+def offline_stt_for(language: str) -> list[STT]:
+    """The offline recognizer for a non-English shop when one is installed (vosk + its model wheel), else none."""
+    try:
+        from storeagent.agent.providers import vosk_stt  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return []
+    if not vosk_stt.available(language):
+        log.info("no offline STT model installed for %s: the STT chain ends with the hand-off line", language)
+        return []
+    stt: STT = vosk_stt.VoskSTT(language=primary_language(language))
+    return [stt]
 
 
 def primary_language(language: str) -> str:

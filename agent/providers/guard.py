@@ -40,11 +40,21 @@ class StageTimeouts:
 class RetryPolicy:
     """Tries per provider for retryable errors (1 = no retry), with exponential backoff from `backoff` s.
 
-    Only failures before any output are retried: a half-spoken answer cannot be replayed from the start.
+    Only failures before any output are retried: a half-spoken answer cannot be replayed from the start. A
+    provider's `Retry-After` replaces the backoff when it fits `max_wait` (the turn's latency budget for one
+    wait: the caller is listening to silence); a longer one goes straight to the fallback, since retrying
+    earlier than asked would only be refused again.
     """
 
     attempts: int = 2
     backoff: float = 0.1
+    max_wait: float = 1.0
+
+    def delay(self, err: ProviderError, backoff: float) -> float | None:
+        """Seconds to wait before the next try, or None: do not retry this provider now."""
+        if err.retry_after is None:
+            return backoff
+        return err.retry_after if err.retry_after <= self.max_wait else None
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -177,9 +187,11 @@ class Chain:
                 raise
             except Exception as exc:  # every provider failure is classified, none escapes unreported
                 err = self.failed(provider, exc)
-                if not worth_retry(err) or attempt == self.retry.attempts or not self.breakers[provider].allow():
+                wait = self.retry.delay(err, delay)
+                if (not worth_retry(err) or wait is None or attempt == self.retry.attempts
+                        or not self.breakers[provider].allow()):
                     raise err from exc
-                await asyncio.sleep(delay)
+                await asyncio.sleep(wait)
                 delay *= 2
             else:
                 self.breakers[provider].success()

@@ -9,9 +9,11 @@ a retry can help. The run loop only iterates the SDK's stream. The SDK's own ret
 
 from __future__ import annotations
 
+import email.utils
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import openai
@@ -99,6 +101,27 @@ def translate_chunk(chunk: Mapping[str, Any], tools: ToolCallAssembler) -> list[
     return out
 
 
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The wait a 429/503 asks for: `retry-after-ms` (OpenAI's, precise) or `retry-after` in seconds or as an
+    HTTP date (RFC 9110 10.2.3); None when absent or unreadable."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lower:
+            return max(0.0, float(lower["retry-after-ms"]) / 1000)
+        if "retry-after" in lower:
+            raw = lower["retry-after"].strip()
+            try:
+                return max(0.0, float(raw))
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(raw)
+                return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return None
+
+
 def classify_openai_error(exc: BaseException) -> ProviderError:
     """Only status and error code go into the message: the SDK's text can echo request details."""
     if isinstance(exc, openai.APIStatusError):
@@ -108,12 +131,14 @@ def classify_openai_error(exc: BaseException) -> ProviderError:
             return ProviderError(NAME, "auth", detail, retryable=False)
         if status == 429:
             # No quota left is a billing state, not a burst: retrying cannot help.
-            return ProviderError(NAME, "rate_limit", detail, retryable=code != "insufficient_quota")
+            return ProviderError(NAME, "rate_limit", detail, retryable=code != "insufficient_quota",
+                                 retry_after=retry_after_seconds(exc.response.headers))
         if status == 408:
             return ProviderError(NAME, "timeout", detail, retryable=True)
         if 400 <= status < 500:
             return ProviderError(NAME, "bad_request", detail, retryable=False)
-        return ProviderError(NAME, "server", detail, retryable=True)
+        return ProviderError(NAME, "server", detail, retryable=True,
+                             retry_after=retry_after_seconds(exc.response.headers))
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(NAME, "timeout", "request timed out", retryable=True)
     if isinstance(exc, openai.APIConnectionError):

@@ -119,9 +119,10 @@ class FallbackLLM(_Fallback[LLM]):
                         await aclose_quietly(closer)
                 if produced or not worth_retry(last) or attempt == self.chain.retry.attempts:
                     break
-                if not self.chain.breakers[provider.name].allow():
+                wait = self.chain.retry.delay(last, delay)  # Retry-After within the turn's budget, or fall back
+                if wait is None or not self.chain.breakers[provider.name].allow():
                     break
-                await asyncio.sleep(delay)
+                await asyncio.sleep(wait)
                 delay *= 2
         raise last or ProviderError(self.name, "circuit_open", "every provider's breaker is open", retryable=True)
 

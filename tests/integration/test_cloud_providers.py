@@ -292,3 +292,26 @@ async def test_elevenlabs_keepalive_and_http_transport(fakes) -> None:  # type: 
     assert len(pcm) == 8000 * 60 * len("네, 알겠습니다.") // 1000 * 2
     assert el.http_requests[0]["query"]["output_format"] == "ulaw_8000"
     assert el.http_requests[0]["model_id"] == "eleven_flash_v2_5"
+
+
+@pytest.mark.parametrize(("retry_after", "answered_by", "attempts"), [
+    (0.6, "openai", 2),  # within the turn's budget (RetryPolicy.max_wait): waited as asked, then answered
+    (30.0, "offline", 1)])  # far beyond it: no retry that would be refused anyway, straight to the fallback
+async def test_openai_429_honours_retry_after_within_the_budget(fakes, retry_after: float, answered_by: str,  # type: ignore[no-untyped-def]
+                                                                attempts: int) -> None:
+    dg, oa, el = fakes
+    oa.behaviour, oa.retry_after = "rate_limit_once", retry_after
+    metrics = AgentMetrics("shop")
+    cfg = shop("en-US", dg, oa, el)
+    offline = OfflineProviders(stt=[], llm=[ScriptedLLM(OFFLINE_SAYS, name="offline")], tts=[ScriptedTTS()])
+    res = ResilienceSettings(stt=TIMEOUTS, llm=TIMEOUTS, tts=TIMEOUTS,
+                             retry=RetryPolicy(attempts=2, backoff=0.05, max_wait=1.0))
+    providers = build_providers(cfg, metrics, secrets=Secrets(Secret(v, k) for k, v in KEYS.items()),
+                                offline=offline, resilience=res)
+    text = joined(await llm_reply(providers, "are you open?"))
+    assert text == (OFFLINE_SAYS if answered_by == "offline" else "We close at six tonight.")
+    assert oa.attempts == attempts
+    if attempts == 2:
+        gap = oa.request_times[1] - oa.request_times[0]
+        assert retry_after <= gap < retry_after + 0.5, gap  # not the 50 ms backoff: the wait the server asked for
+    assert counter(metrics, "storeagent_provider_errors_total", provider="openai", kind="rate_limit") == 1

@@ -4,11 +4,12 @@ Wire shape as documented: `Authorization: Bearer <key>`; a stream of Server-Sent
 each chunk is a `chat.completion.chunk` with `choices[0].delta.content` or `delta.tool_calls[i]` fragments
 (`index`, then `id` + `function.name` once, then `function.arguments` pieces), a last chunk with
 `finish_reason`, then `data: [DONE]`. Errors are JSON bodies `{"error": {"message", "type", "param", "code"}}`
-with 401 (invalid_api_key), 429 (rate_limit_exceeded) and 500 (server_error).
+with 401 (invalid_api_key), 429 (rate_limit_exceeded, with `retry-after` in seconds and `retry-after-ms`, and
+`x-ratelimit-*` headers as OpenAI sends them) and 500 (server_error).
 
 `replies` are consumed one per request (the last one repeats): a str is spoken text; a `ToolReply` asks for a
 tool call. `behaviour`: "ok", "slow" (first chunk `slow_seconds` late), "drop" (connection cut after the first
-chunk), "auth", "rate_limit", "server_error".
+chunk), "auth", "rate_limit" (every request; "rate_limit_once": the first only), "server_error".
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class FakeOpenAI:
     replies: list[str | ToolReply] = field(default_factory=lambda: ["We close at six tonight."])
     behaviour: str = "ok"
     slow_seconds: float = 5.0
+    retry_after: float = 1.0  # seconds the 429 asks the client to wait
+    request_times: list[float] = field(default_factory=list)  # time.monotonic() of each request
     requests: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0  # requests / handshakes, refused ones included
     url: str = ""  # base URL for the SDK, ending in /v1
@@ -54,14 +57,25 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     @staticmethod
-    def _error(status: int, message: str, type_: str, code: str | None) -> web.Response:
+    def _error(status: int, message: str, type_: str, code: str | None,
+               headers: dict[str, str] | None = None) -> web.Response:
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-        return web.json_response(body, status=status, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+        return web.json_response(body, status=status,
+                                 headers={"x-request-id": f"req_{uuid.uuid4().hex}", **(headers or {})})
+
+    def _rate_limited(self) -> web.Response:
+        wait = self.retry_after
+        headers = {"retry-after": str(round(wait)), "retry-after-ms": str(int(wait * 1000)),
+                   "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
+                   "x-ratelimit-reset-requests": f"{wait}s"}
+        return self._error(429, f"Rate limit reached for requests. Please try again in {wait}s.", "requests",
+                           "rate_limit_exceeded", headers)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         self.attempts += 1
-        if self.behaviour == "rate_limit":
-            return self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
+        self.request_times.append(time.monotonic())
+        if self.behaviour == "rate_limit" or (self.behaviour == "rate_limit_once" and self.attempts == 1):
+            return self._rate_limited()
         if self.behaviour == "server_error":
             return self._error(500, "The server had an error while processing your request.", "server_error", None)
         if self.behaviour == "auth" or request.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -277,3 +277,17 @@ async def test_stt_open_failure_skips_to_fallback() -> None:
     assert (await asyncio.wait_for(first_final(stream), 5)).text == "offline:20"
     assert rec.errors == [("deepgram", "rate_limit")] * 2
     await stream.aclose()
+
+
+def test_retry_after_replaces_the_backoff_only_within_the_budget() -> None:
+    from storeagent.agent.providers.guard import RetryPolicy as Policy
+    from storeagent.agent.providers.openai_llm import retry_after_seconds
+
+    policy = Policy(attempts=2, backoff=0.1, max_wait=1.0)
+    assert policy.delay(ProviderError("p", "rate_limit", "x", retryable=True), 0.1) == 0.1
+    assert policy.delay(ProviderError("p", "rate_limit", "x", retryable=True, retry_after=0.7), 0.1) == 0.7
+    assert policy.delay(ProviderError("p", "rate_limit", "x", retryable=True, retry_after=20), 0.1) is None
+    assert retry_after_seconds({"Retry-After": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "1", "retry-after-ms": "450"}) == 0.45
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
+    assert retry_after_seconds({"Retry-After": "soon"}) is None and retry_after_seconds(None) is None
