@@ -174,7 +174,7 @@ def describe_item(profile: ShopProfile, item: MenuItem) -> str:
 
 
 # ----------------------------------------------------------------------------------------- text matching
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # any script: Korean menu names are words too
 _STOP = frozenset(
     "a an the and or of to for in on at is are do does you your we our i me my it its any some can could "
     "would will please have has how what when where much many there this that with be get".split()

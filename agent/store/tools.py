@@ -4,6 +4,7 @@ Every tool validates its arguments with pydantic and answers with a `ToolResult`
 sentence the model can say (or act on); a bad argument, an unknown tool or a failing message sink is a result
 explaining the problem, never an exception into the pipeline. Transfers go only to the shop's configured staff
 numbers and only during staffed hours; durable message storage is another component's job (`MessageSink`).
+Results are worded in the shop's language (wording.py): a Korean shop's model reads Korean hours and won.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from storeagent.agent.ports import EndCall, ToolResult, ToolSpec, Transfer
 from storeagent.agent.store import knowledge as k
+from storeagent.agent.store.wording import KO_WEEKDAYS, wording_for
 from storeagent.policy import NumberPolicy, number_refused
 from storeagent.shop import E164_RE, WEEKDAYS, ShopConfig
 
@@ -118,10 +120,6 @@ def tool_specs() -> tuple[ToolSpec, ...]:
     return tuple(ToolSpec(n, d, _schema(m)) for n, d, m in SPECS)
 
 
-def _digits_spoken(number: str) -> str:
-    return " ".join("plus" if c == "+" else c for c in number)
-
-
 # --------------------------------------------------------------------------------------------- tools
 class ShopTools:
     """One shop's tools; `now` is injectable so tests pin the clock."""
@@ -135,6 +133,7 @@ class ShopTools:
         self.profile = config.profile
         self.sink = sink
         self.now = now
+        self.say = wording_for(config.language)
         self._specs = tool_specs()
         self._impl: dict[str, tuple[type[_Args], Callable[[Any], Awaitable[ToolResult]]]] = {
             "get_opening_hours": (HoursArgs, self._hours),
@@ -175,28 +174,29 @@ class ShopTools:
     def _parse_day(self, text: str) -> tuple[date, str] | None:
         today = self._local_now().date()
         t = text.strip().lower()
-        if t == "today":
-            return today, "Today"
-        if t == "tomorrow":
-            return today + timedelta(days=1), "Tomorrow"
+        if t in ("today", "오늘"):
+            return today, self.say.today
+        if t in ("tomorrow", "내일"):
+            return today + timedelta(days=1), self.say.tomorrow
         for i, wd in enumerate(WEEKDAYS):
-            if t.rstrip("s") == wd:
-                return today + timedelta(days=(i - today.weekday()) % 7), f"On {wd.capitalize()}"
+            if t.rstrip("s") == wd or t in (KO_WEEKDAYS[i], KO_WEEKDAYS[i][0]):
+                d = today + timedelta(days=(i - today.weekday()) % 7)
+                return d, self.say.on_day(d)
         try:
             d = date.fromisoformat(t)
         except ValueError:
             return None
-        return d, f"On {k.say_date(d)}"
+        return d, self.say.on_date(d)
 
     async def _hours(self, args: HoursArgs) -> ToolResult:
         if not args.day:
-            return ToolResult(k.describe_week(self.profile))
+            return ToolResult(self.say.week(self.profile))
         parsed = self._parse_day(args.day)
         if parsed is None:
             return ToolResult(f"Invalid arguments for get_opening_hours: day: {args.day!r} is not a weekday, "
                               "'today', 'tomorrow' or a YYYY-MM-DD date.")
         day, label = parsed
-        return ToolResult(k.describe_hours(self.profile, day, label))
+        return ToolResult(self.say.hours(self.profile, day, label))
 
     async def _open_now(self, _: NoArgs) -> ToolResult:
         return ToolResult(open_now_sentence(self.config, self.now()))
@@ -205,13 +205,13 @@ class ShopTools:
     async def _item(self, args: ItemArgs) -> ToolResult:
         item = k.find_item(self.profile, args.name)
         if item is None:
-            return ToolResult(f"{args.name!r} is not on the menu of {self.profile.name}.")
-        return ToolResult(k.describe_item(self.profile, item))
+            return ToolResult(self.say.not_on_menu(args.name, self.profile.name))
+        return ToolResult(self.say.item(self.profile, item))
 
     async def _faq(self, args: FaqArgs) -> ToolResult:
         hit = k.match_faq(self.profile, args.question)
         if hit is None:
-            return ToolResult("No answer on file for that; offer to take a message for the owner.")
+            return ToolResult(self.say.no_faq)
         return ToolResult(hit.answer)
 
     # ------------------------------------------------------------------ call actions
@@ -221,7 +221,7 @@ class ShopTools:
     async def _transfer(self, args: TransferArgs) -> ToolResult:
         staff = self.config.transfer.staff_numbers
         if not staff:
-            return ToolResult("There is no staff number to transfer to. Offer to take a message instead.")
+            return ToolResult(self.say.no_staff_number)
         number = staff[0]
         if args.number:
             try:
@@ -229,19 +229,17 @@ class ShopTools:
             except ValueError:
                 wanted = args.number
             if wanted not in staff:
-                return ToolResult("That number is not one of the shop's staff numbers; I can only transfer to "
-                                  "the shop's own staff. Offer to transfer to staff or to take a message.")
+                return ToolResult(self.say.not_staff)
             number = wanted
         if number_refused(number, self.number_policy, self.config.phone_numbers) is not None:
-            return ToolResult("That number cannot be called from this line. Offer to take a message instead.")
+            return ToolResult(self.say.refused_number)
         if not self.is_staffed(self.now()):
-            return ToolResult("Nobody is available to take the call right now, outside staffed hours. "
-                              "I can take a message for the owner instead.")
-        return ToolResult("Transferring you to a member of staff now, please hold.", Transfer(number))
+            return ToolResult(self.say.unstaffed)
+        return ToolResult(self.say.transferring, Transfer(number))
 
     async def _message(self, args: MessageArgs) -> ToolResult:
         if self.sink is None:
-            return ToolResult("Sorry, I can't save messages right now.")
+            return ToolResult(self.say.no_sink)
         message = {
             "id": uuid.uuid4().hex,  # idempotency key for delivery
             "store": self.config.store,
@@ -254,22 +252,16 @@ class ShopTools:
             await self.sink.submit(message)
         except Exception:  # any sink failure degrades to an apology, never a failed call
             log.exception("message sink failed")
-            return ToolResult("Sorry, I couldn't save the message. Please call back later.")
-        return ToolResult(
-            f"I've taken your message, {args.caller_name}. Your callback number is "
-            f"{_digits_spoken(args.callback_number)}. Is that right?"
-        )
+            return ToolResult(self.say.sink_failed)
+        return ToolResult(self.say.message_taken(args.caller_name, args.callback_number))
 
     async def _end(self, args: EndArgs) -> ToolResult:
         return ToolResult("", EndCall(args.reason))
 
 
 def open_now_sentence(config: ShopConfig, when: datetime) -> str:
-    p = config.profile
+    p, say = config.profile, wording_for(config.language)
     close = k.closing_time(p, when)
     if close is not None:
-        return f"Yes, we're open now until {k.say_time(close.time())}."
-    nxt = k.next_opening(p, when)
-    if nxt is None:
-        return "We're closed right now."
-    return f"We're closed right now. We open again {k.say_when(p, nxt, when)}."
+        return say.open_until(k.local_time(p, close).time())
+    return say.closed_now(p, k.next_opening(p, when), when)

@@ -168,3 +168,35 @@ async def test_message_sink_failure_and_absence(config: ShopConfig) -> None:
 async def test_end_call(config: ShopConfig) -> None:
     r = await tools_at(config, WED_NOON).call("end_call", '{"reason": "caller said goodbye"}')
     assert r.action == EndCall("caller said goodbye")
+
+
+# ------------------------------------------------------------------------------------- Korean shop
+KOREAN = Path(__file__).resolve().parents[2] / "examples" / "gangnam-chicken.yaml"
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+async def test_korean_shop_tools_answer_in_korean_with_won() -> None:
+    cfg = shop_config_from_manifest(yaml.safe_load(KOREAN.read_text()))
+    tools = tools_at(cfg, datetime(2026, 11, 24, 20, 0, tzinfo=SEOUL))  # a Tuesday evening
+    saturday = (await tools.call("get_opening_hours", json.dumps({"day": "토요일"}, ensure_ascii=False))).content
+    assert saturday.startswith("토요일은 ") and saturday.endswith(" 영업합니다.") and "까지" in saturday
+    assert "AM" not in saturday and "PM" not in saturday and "On " not in saturday
+    week = (await tools.call("get_opening_hours", "{}")).content
+    assert week.startswith("영업시간은 ") and "요일" in week
+    item = (await tools.call("lookup_menu_item", json.dumps({"name": "양념"}, ensure_ascii=False))).content
+    assert item == "네, 양념 치킨 있습니다. 가격은 22,000원입니다."
+    sold_out = (await tools.call("lookup_menu_item", json.dumps({"name": "치즈볼"}, ensure_ascii=False))).content
+    assert "5,000원" in sold_out and "KRW" not in sold_out
+    now = (await tools.call("is_open_now", "{}")).content
+    assert now.startswith("네, 지금 영업 중이고") or now.startswith("지금은 영업하지 않습니다")
+    holiday = (await tools.call("get_opening_hours", json.dumps({"day": "2026-09-25"}))).content
+    assert holiday == "9월 25일 금요일은 추석 때문에 쉽니다."
+
+
+def test_korean_clock_words() -> None:
+    from datetime import time
+
+    from storeagent.agent.store.wording import say_time_ko
+
+    assert [say_time_ko(time(h, m)) for h, m in ((0, 0), (9, 0), (12, 0), (14, 30), (21, 0), (23, 15))] == [
+        "밤 12시", "오전 9시", "낮 12시", "오후 2시 30분", "밤 9시", "밤 11시 15분"]
