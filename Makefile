@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 MANIFEST ?= examples/sunrise-bakery.yaml
 PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
-.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-operator crds chart-sync cluster clean \
+.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-speech bench-operator crds chart-sync cluster clean \
         builds controlplane helm monitoring-crds cbuild
 
 help:
@@ -89,6 +89,10 @@ demo-web: venv deps
 
 bench: venv deps
 	$(BIN)/python bench/agent_bench.py $(BENCH_ARGS)
+
+# Concurrent real-speech calls with the speech service vs the in-process engines (docs/benchmarks.md).
+bench-speech: venv deps
+	cd bench && ../$(BIN)/python speech_bench.py $(BENCH_ARGS)
 
 bench-operator: venv deps controlplane
 	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)

@@ -23,13 +23,17 @@ from pathlib import Path
 
 import yaml
 
+from storeagent.agent.__main__ import warm_up
 from storeagent.agent.app import AgentApp
+from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import ConversationOutcome
 from storeagent.agent.ports import CallControl, ProviderSet
+from storeagent.agent.providers.factory import build_providers
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
-from storeagent.agent.settings import AgentSettings
+from storeagent.agent.secrets import Secrets
+from storeagent.agent.settings import AgentSettings, TurnSettings
 from storeagent.agent.store.tools import ShopTools
-from storeagent.shop import shop_config_from_manifest
+from storeagent.shop import ProviderChoice, Providers, ShopConfig, shop_config_from_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLY = "We open at eight in the morning on Saturday. We close at four in the afternoon. Anything else?"
@@ -42,6 +46,7 @@ class Recorder:
         self.lag_t: list[float] = []
         self.lag: list[float] = []
         self.calls: list[tuple[float, list[float | None], int]] = []  # (ended_at, decision_to_audio, barge_ins)
+        self.heard: list[tuple[float, list[str]]] = []  # (ended_at, caller turns as the STT heard them)
 
     async def watch_lag(self) -> None:
         # A call's frames are due every 20 ms: a loop that wakes late delays every call's audio by that much.
@@ -55,6 +60,7 @@ class Recorder:
 
     async def on_finished(self, uuid: str, call: CallControl, out: ConversationOutcome, duration: float) -> None:
         self.calls.append((time.monotonic(), [lat.decision_to_audio for lat in out.latencies], out.barge_ins))
+        self.heard.append((time.monotonic(), [line.text for line in out.transcript if line.role == "caller"]))
 
     def window(self, since: float, until: float) -> dict[str, object]:
         lo, hi = bisect.bisect_left(self.lag_t, since), bisect.bisect_right(self.lag_t, until)
@@ -66,19 +72,38 @@ class Recorder:
         ended = [c for c in self.calls if since <= c[0] <= until]
         return {"lag_samples": len(lags), "lag_p50_ms": q(0.50), "lag_p99_ms": q(0.99), "lag_max_ms": q(1.0),
                 "calls_ended": len(ended), "decision_to_audio": [d for c in ended for d in c[1] if d is not None],
-                "barge_ins": sum(c[2] for c in ended)}
+                "barge_ins": sum(c[2] for c in ended),
+                "heard": [t for at, texts in self.heard if since <= at <= until for t in texts]}
+
+
+async def real_speech(shop: ShopConfig, mode: str, speech_url: str) -> ProviderSet:
+    """The production chains with real engines: `offline` in this process, `service` through the speech
+    service first (in-process engines as its fallback); the LLM is the offline answerer either way."""
+    offline = ProviderChoice(name="offline")
+    speech = ProviderChoice(name="speech") if mode == "service" else offline
+    shop = shop.model_copy(update={"providers": Providers(stt=speech, llm=offline, tts=speech)})
+    providers = build_providers(shop, AgentMetrics(shop.store), secrets=Secrets.from_env({}),
+                                speech_url=speech_url)
+    await warm_up(providers, shop.language)
+    return providers
 
 
 async def serve(args: argparse.Namespace) -> None:
     shop = shop_config_from_manifest(yaml.safe_load((ROOT / "examples" / "sunrise-bakery.yaml").read_text()))
-    providers = ProviderSet(
-        stt=ScriptedSTT(("what time do you open on saturday",), final_delay=args.stt_delay),
-        llm=ScriptedLLM(REPLY, first_token_delay=args.llm_delay),  # whole reply at once: no hidden token delay
-        tts=ScriptedTTS(first_audio_delay=args.tts_delay, seconds_per_char=args.seconds_per_char,
-                        chunk_ms=args.tts_chunk_ms, realtime=True),
-    )
+    turn = TurnSettings()
+    if args.real_speech:
+        providers = await real_speech(shop, args.real_speech, args.speech_url)
+        turn = TurnSettings(ack_after_ms=60000)  # no "One moment." filler: the first audio timed is the answer
+    else:
+        providers = ProviderSet(
+            stt=ScriptedSTT(("what time do you open on saturday",), final_delay=args.stt_delay),
+            llm=ScriptedLLM(REPLY, first_token_delay=args.llm_delay),  # whole reply at once: no hidden delay
+            tts=ScriptedTTS(first_audio_delay=args.tts_delay, seconds_per_char=args.seconds_per_char,
+                            chunk_ms=args.tts_chunk_ms, realtime=True),
+        )
     settings = AgentSettings(host="127.0.0.1", esl_port=0, http_port=0, advertise_host="127.0.0.1",
-                             max_calls=args.max_calls, data_dir=Path(tempfile.mkdtemp()), log_format="text")
+                             max_calls=args.max_calls, data_dir=Path(tempfile.mkdtemp()), log_format="text",
+                             turn=turn)
     rec = Recorder()
     app = AgentApp(settings, shop, providers, lambda call: ShopTools(shop), on_finished=rec.on_finished)
     await app.start()
@@ -114,6 +139,8 @@ def main() -> None:
     p.add_argument("--seconds-per-char", type=float, default=0.06, help="length of the scripted speech")
     p.add_argument("--tts-chunk-ms", type=int, default=100, help="scripted TTS chunk, streamed in real time")
     p.add_argument("--max-calls", type=int, default=1000)
+    p.add_argument("--real-speech", choices=["offline", "service"], help="real engines instead of scripted ones")
+    p.add_argument("--speech-url", default="", help="the speech service, with --real-speech service")
     asyncio.run(serve(p.parse_args()))
 
 

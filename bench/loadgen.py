@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,7 +239,7 @@ class Call:
         if self.step is Step.LISTENING and done_listening:
             if self.questions_left > 0:
                 self.questions_left -= 1
-                self.up.extend(QUESTION)
+                self.up.extend(self.gen.question())
                 self.awaiting_reply = True
                 self.enter(Step.BARGE_WAIT if self.barge and self.questions_left == 0 else Step.LISTENING, k)
             else:
@@ -306,6 +307,15 @@ class Generator:
         self.lateness: list[float] = []
         self.remaining = args.calls
         self.all_done = asyncio.Event()
+        # --speech: real utterances (L16 8 kHz .raw files), asked in turn; otherwise the voiced signal
+        self.utterances = [frames(p.read_bytes() + bytes(RATE * 2 * 40 // 1000))
+                           for p in sorted(Path(args.speech).glob("*.raw"))] if args.speech else [QUESTION]
+        self._asked = 0
+
+    def question(self) -> list[bytes]:
+        q = self.utterances[self._asked % len(self.utterances)]
+        self._asked += 1
+        return q
 
     def call_done(self) -> None:
         self.remaining -= 1
@@ -412,6 +422,7 @@ def main() -> None:
     p.add_argument("--ramp", type=float, default=2.0, help="seconds over which the calls arrive")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--injected", type=float, required=True, help="scripted STT+LLM+TTS first-audio delay, s")
+    p.add_argument("--speech", default="", help="directory of real caller utterances (*.raw, L16 8 kHz mono)")
     args = p.parse_args()
     summary = asyncio.run(Generator(args).run())
     sys.stdout.write(json.dumps(summary) + "\n")

@@ -16,6 +16,7 @@ RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 LATENCY_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 REFUSALS = ("streams", "behind", "no_worker", "shutting_down")
+ERROR_CODES = ("protocol", "bad_request", "worker_lost", "engine", "unsupported")
 
 
 class SpeechMetrics:
@@ -56,6 +57,8 @@ class SpeechMetrics:
             self._wait.labels(k)
             for reason in REFUSALS:
                 self._refused.labels(k, reason)
+            for code in ERROR_CODES:
+                self._errors.labels(k, code)
         for stage in ("stt_final", "tts_first_audio"):
             self._latency.labels(stage)
 

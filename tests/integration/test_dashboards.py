@@ -27,6 +27,7 @@ import yaml
 from support.agent_traffic import place_calls, serving_agent
 from support.operator_env import create_namespace, get_or_none, storeagent_path, wait_for
 from support.prometheus import PrometheusServer, ScrapeJob
+from support.speech_service import caller_speech, speech_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,6 +75,33 @@ def storeagent() -> dict[str, Any]:
     return doc
 
 
+async def speech_traffic(url: str) -> None:
+    """One recognised utterance and one spoken clause through the speech service (real engines)."""
+    from storeagent.agent.ports import AudioFormat
+    from storeagent.agent.providers.speech import SpeechSTT, SpeechTTS
+
+    fmt = AudioFormat(8000)
+    pcm = await asyncio.to_thread(caller_speech, "What time do you open on Saturday?")
+    stt = await SpeechSTT(url).open(fmt, "en-US")
+    try:
+        for i in range(0, len(pcm), fmt.frame_bytes):
+            await stt.send(pcm[i:i + fmt.frame_bytes])
+            await asyncio.sleep(0.02)  # real time, as an agent sends
+        await stt.finalize()
+        async with asyncio.timeout(30):
+            async for ev in stt.events():
+                if getattr(ev, "is_final", False):
+                    break
+    finally:
+        await stt.aclose()
+    tts = await SpeechTTS(url).open(fmt, "en-US")
+    try:
+        async for _ in tts.synthesize("We open at eight on Saturday."):
+            pass
+    finally:
+        await tts.aclose()
+
+
 def reconcile_a_shop(operator: Any) -> None:
     """Apply a StoreAgent and wait until the operator has reconciled it to Ready (blocking: run in a thread)."""
     cp = operator.cp
@@ -103,17 +131,22 @@ def prometheus_with_traffic(operator: Any, tmp_path_factory: pytest.TempPathFact
     async def scenario() -> None:
         try:
             async with serving_agent(tmp) as (app, script):
-                jobs = [ScrapeJob("storeagent-agents", f"127.0.0.1:{app.http_port}",
-                                  {"namespace": NAMESPACE, "pod": "sunrise-bakery-0"}),
-                        ScrapeJob("storeagent-operator", operator.metrics_address, honor_labels=True)]
-                with PrometheusServer(tmp / "prometheus", jobs) as prom:
-                    await asyncio.to_thread(prom.wait_for_scrapes)
-                    start = time.time()
-                    # The shop is reconciled while the calls run: reconciles, a dialplan reload, shop gauges.
-                    await asyncio.gather(asyncio.to_thread(reconcile_a_shop, operator), place_calls(app, script))
-                    await asyncio.sleep(3.0)  # a few scrapes after the last call
-                    ready.put((prom, start))
-                    await stop.wait()
+                # The shared speech service (its own process and workers) with real streams through it.
+                with speech_service(tmp, "--workers", "1") as speech:
+                    jobs = [ScrapeJob("storeagent-agents", f"127.0.0.1:{app.http_port}",
+                                      {"namespace": NAMESPACE, "pod": "sunrise-bakery-0"}),
+                            ScrapeJob("storeagent-operator", operator.metrics_address, honor_labels=True),
+                            ScrapeJob("storeagent-speech", f"127.0.0.1:{speech.port}",
+                                      {"namespace": "storeagent-system", "pod": "storeagent-speech-0"})]
+                    with PrometheusServer(tmp / "prometheus", jobs) as prom:
+                        await asyncio.to_thread(prom.wait_for_scrapes)
+                        start = time.time()
+                        # The shop is reconciled while the calls run: reconciles, a dialplan reload, shop gauges.
+                        await asyncio.gather(asyncio.to_thread(reconcile_a_shop, operator), place_calls(app, script),
+                                             speech_traffic(speech.url))
+                        await asyncio.sleep(3.0)  # a few scrapes after the last call
+                        ready.put((prom, start))
+                        await stop.wait()
         except BaseException as e:
             ready.put(e)
 
