@@ -18,13 +18,16 @@ BLANK_ROWS = 1  # empty rows offered to add a holiday, menu item or FAQ entry
 ROW_MAX = 300  # rows read back from a form at most (the model caps each list anyway)
 
 
-def _rows(form: Mapping[str, str], prefix: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
+def _rows(form: Mapping[str, str], prefix: str, fields: tuple[str, ...],
+          flags: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Rows `prefix.i.field` of the form; a row whose text fields are all empty is not a row (the blank row
+    offered for adding keeps its default checkbox ticked)."""
     out = []
     for i in range(ROW_MAX):
         row = {f: form.get(f"{prefix}.{i}.{f}", "").strip() for f in fields}
         if not any(f"{prefix}.{i}.{f}" in form for f in fields):
             break
-        if any(row.values()) and form.get(f"{prefix}.{i}.delete") != "on":
+        if any(v for f, v in row.items() if f not in flags) and form.get(f"{prefix}.{i}.delete") != "on":
             out.append(row)
     return out
 
@@ -51,7 +54,7 @@ def apply_form(spec: dict[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
     profile["holidays"] = holidays
     old_menu = {m.get("name"): m for m in profile.get("menu", [])}
     menu = []
-    for m in _rows(form, "menu", ("name", "price", "description", "available")):
+    for m in _rows(form, "menu", ("name", "price", "description", "available"), ("available",)):
         item = {**old_menu.get(m["name"], {}), "name": m["name"], "price": m["price"],
                 "description": m["description"], "available": m["available"] == "on"}
         menu.append(item)

@@ -117,8 +117,8 @@ def _profile_page(request: web.Request, doc: ShopDoc, spec: dict[str, Any], erro
 async def profile(request: web.Request) -> web.StreamResponse:
     _, doc = await _doc(request)
     saved = request.query.get("saved") == "1"
-    status = _status(request, doc) if saved or doc.live != "local" else ""
-    head = (notice(tr(request)("saved")) if saved else "") + status
+    # After a save the live state says "Saved — ..." itself; the local file has no state to show otherwise.
+    head = _status(request, doc) if saved or doc.live != "local" else ""
     return _profile_page(request, doc, doc.spec, {}, head)
 
 

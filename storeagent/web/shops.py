@@ -12,6 +12,7 @@ before writing, so the page can never store what admission would refuse.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import os
 import re
@@ -61,9 +62,33 @@ class ShopDoc:
     detail: str = ""
 
 
+def _hhmm(node: Any) -> Any:
+    """Times as the manifests write them ("08:00", not pydantic's "08:00:00")."""
+    if isinstance(node, dict):
+        out = {k: _hhmm(v) for k, v in node.items()}
+        for k in ("open", "close"):
+            v = out.get(k)
+            if isinstance(v, str) and len(v) == 8 and v.endswith(":00"):
+                out[k] = v[:5]
+        return out
+    if isinstance(node, list):
+        return [_hhmm(v) for v in node]
+    return node
+
+
 def validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as the CRD model accepts it (raises pydantic.ValidationError naming the field)."""
-    return StoreAgentSpec.model_validate(spec).model_dump(mode="json", by_alias=True, exclude_none=True)
+    """The whole spec checked by the CRD's model (raises pydantic.ValidationError naming the field); what is
+    written back is the spec as it was with the owner's part (profile, fallback) in the model's normal form,
+    so fields the page does not edit are not rewritten with defaults."""
+    model = StoreAgentSpec.model_validate(spec)
+    out = copy.deepcopy(spec)
+    out["profile"] = _hhmm(model.profile.model_dump(mode="json", by_alias=True, exclude_none=True))
+    fallback = model.fallback.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if fallback:
+        out["fallback"] = fallback
+    else:
+        out.pop("fallback", None)
+    return out
 
 
 class Shops(Protocol):

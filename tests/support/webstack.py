@@ -64,6 +64,7 @@ def agent_for_browser_calls(workdir: Path, key_file: Path) -> Iterator[AgentProc
     saved = dict(os.environ)
     os.environ.update({"STOREAGENT_WEB_SESSIONS": "1", "STOREAGENT_STREAM_TOKEN_KEY_FILE": str(key_file)})
     try:
+        workdir.mkdir(parents=True, exist_ok=True)
         agent = AgentProcess(workdir).start(timeout_s=120)
     finally:
         os.environ.clear()

@@ -76,3 +76,23 @@ def call_record(call_id: str, when: str, outcome: str = "answered") -> dict[str,
                            {"role": "agent", "text": "We close at 4 PM on Saturday.", "start_s": 2.0,
                             "truncated": False}],
             "latency": {"voice_to_voice": {"count": 1, "mean": 0.72, "max": 0.72}}}
+
+
+def form_of(page: str) -> dict[str, str]:
+    """The fields a browser would submit from the profile form (inputs, ticked checkboxes, textareas)."""
+    import html
+    import re
+
+    form: dict[str, str] = {}
+    for m in re.finditer(r"<input([^>]*)>", page):
+        a = dict(re.findall(r'(\w[\w-]*)="([^"]*)"', m.group(1)))
+        if "name" not in a:
+            continue
+        if a.get("type") == "checkbox":
+            if re.search(r"\schecked\b", m.group(1)):
+                form[a["name"]] = "on"
+        else:
+            form[a["name"]] = html.unescape(a.get("value", ""))
+    for m in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
+        form[m.group(1)] = html.unescape(m.group(2)).removeprefix("\n")
+    return form

@@ -117,3 +117,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "storeagent.speech.url" -}}
 {{- printf "ws://%s.%s.svc:%v" (include "storeagent.speech.fullname" .) .Release.Namespace .Values.speech.port -}}
 {{- end -}}
+
+{{/* The owner web (storeagent web serve). */}}
+{{- define "storeagent.web.selectorLabels" -}}
+app.kubernetes.io/name: storeagent-web
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "storeagent.web.fullname" -}}
+{{- printf "%s-web" (include "storeagent.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Namespaces of the shops the web serves ("<namespace>.<name>"): it gets a Role on StoreAgents in each. */}}
+{{- define "storeagent.web.namespaces" -}}
+{{- $list := list -}}
+{{- range .Values.web.shops -}}
+{{- $ns := index (splitList "." .) 0 -}}
+{{- if not (has $ns $list) -}}{{- $list = append $list $ns -}}{{- end -}}
+{{- end -}}
+{{- toJson $list -}}
+{{- end -}}
