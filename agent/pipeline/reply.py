@@ -93,6 +93,9 @@ class Speaker:
             if c is not None:
                 await self._link.send_mark(mark)
                 c.sealed = True
+        end = getattr(self._tts, "end_answer", None)  # a per-answer TTS stream ends with the answer
+        if end is not None:
+            await end()
 
     def _bytes_per_ms(self) -> float:
         return self._link.fmt.sample_rate * 2 / 1000

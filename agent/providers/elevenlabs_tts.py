@@ -6,10 +6,9 @@ Two transports:
   (elevenlabs 2.x) only offers this path as a *blocking* generator (`convert_realtime`, websockets.sync, one
   socket per text iterator, no error classification), which would stall the call's event loop; so the socket
   is spoken here with aiohttp, while the outgoing messages are built from the SDK's own models
-  (`InitializeConnection`, `SendText`, `CloseConnection`). Each clause uses one stream (text, flush, "" to
-  end, audio until `isFinal`), and the next clause's socket is opened and initialized while the current one
-  speaks, so the handshake stays off the latency path. The waiting socket is kept open against the input
-  inactivity timeout (20 s) by sending `{"text": " "}`.
+  (`InitializeConnection`, `SendText`, `CloseConnection`). One stream per answer (see ElevenLabsWSSession):
+  the handshake is on the first clause's latency path (one round trip), in exchange for no idle socket per
+  call against the plan's concurrency limit and the model's prosody context kept across an answer's clauses.
 - "http": the SDK's async `text_to_speech.stream` (POST `/v1/text-to-speech/{voice_id}/stream`), for
   servers or proxies without websockets.
 """
@@ -27,7 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
-from elevenlabs import CloseConnection, GenerationConfig, InitializeConnection, SendText
+from elevenlabs import CloseConnection, InitializeConnection, SendText
 from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
 
@@ -89,6 +88,33 @@ def translate_elevenlabs(msg: Mapping[str, Any]) -> tuple[bytes, bool]:
     return data, bool(msg.get("isFinal"))
 
 
+TAIL_WAIT_S = 0.3
+CHUNK_LENGTH_SCHEDULE = (50, 90, 120, 150)  # characters before each generation; integers, as the API documents
+
+
+def initialize_message() -> dict[str, Any]:
+    """The first message: a single space plus the generation schedule. Built as plain JSON: the SDK's model
+    types the schedule as floats and would send 50.0."""
+    init = InitializeConnection().dict(exclude_none=True)
+    init["generation_config"] = {"chunk_length_schedule": [int(n) for n in CHUNK_LENGTH_SCHEDULE]}
+    return init
+
+
+def aligned_chars(msg: Mapping[str, Any]) -> tuple[int, float]:
+    """(non-space input characters one audio message's `alignment` covers, ms from the start of the message's
+    audio to the end of its last character), read as the docs' example shows (times start at 0 per message)."""
+    alignment = msg.get("alignment")
+    if not isinstance(alignment, Mapping) or not isinstance(alignment.get("chars"), list):
+        return 0, 0.0
+    chars = alignment["chars"]
+    starts, durations = alignment.get("charStartTimesMs") or [], alignment.get("charDurationsMs") or []
+    end = 0.0
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        if chars and starts and durations:
+            end = float(starts[-1]) + float(durations[-1])
+    return sum(1 for c in chars if isinstance(c, str) and c.strip()), end
+
+
 def classify_close(code: int | None, reason: str) -> ProviderError:
     """ElevenLabs ends a stream with 1008 (policy) and a reason for key, quota and limit problems."""
     text = reason.lower()
@@ -120,7 +146,7 @@ class ElevenLabsTTS:
     name = NAME
 
     def __init__(self, api_key: str, *, voice_id: str, model_id: str = "", base_url: str = "",
-                 transport: Transport = "websocket", keepalive_seconds: float = 15.0,
+                 transport: Transport = "websocket", idle_close_s: float = 2.0, max_streams: int = 0,
                  url_policy: UrlPolicy | None = None) -> None:
         if not api_key:
             raise ProviderError(NAME, "auth", "no API key configured", retryable=False)
@@ -131,11 +157,22 @@ class ElevenLabsTTS:
         self.model_id = model_id or DEFAULT_MODEL
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.transport = transport
-        self.keepalive_seconds = keepalive_seconds
+        self.idle_close_s = idle_close_s  # an answer's stream left without a clause this long is ended
+        self.max_streams = max_streams  # websockets open at once through this provider (0: no limit)
+        self.open_streams = 0
         self.url_policy = url_policy  # set: connections go only to resolved-and-checked addresses
 
     def __repr__(self) -> str:
         return f"ElevenLabsTTS(voice_id={self.voice_id!r}, model_id={self.model_id!r}, transport={self.transport!r})"
+
+    def acquire_stream(self) -> None:
+        """Count one more open stream; refused (retryable, so the chain's next voice speaks) at the limit."""
+        if self.max_streams and self.open_streams >= self.max_streams:
+            raise ProviderError(NAME, "rate_limit", f"{self.max_streams} streams already open", retryable=True)
+        self.open_streams += 1
+
+    def release_stream(self) -> None:
+        self.open_streams = max(0, self.open_streams - 1)
 
     async def open(self, fmt: AudioFormat, language: str) -> ElevenLabsWSSession | ElevenLabsHTTPSession:
         output_format(fmt)  # refuse an unsupported rate before any I/O
@@ -147,66 +184,63 @@ class ElevenLabsTTS:
 
 
 class ElevenLabsWSSession:
+    """One stream-input websocket per answer: opened on the answer's first clause, each clause pushed with
+    `flush` (the model keeps the answer's prosody context across clauses), the clause's audio read until the
+    alignment has covered its characters, `{"text": ""}` at `end_answer()` (or after `idle_close_s` without a
+    clause). A clause abandoned mid-way (barge-in cancels the reply) closes the socket, which stops generation.
+    No standby socket: a call holds at most one stream, counted against `ElevenLabsTTS.max_streams`."""
+
     def __init__(self, tts: ElevenLabsTTS, key: str, fmt: AudioFormat, language: str) -> None:
         self._tts, self._key, self._fmt = tts, key, fmt
         ws_base = "ws" + tts.base_url[4:] if tts.base_url.startswith("http") else tts.base_url
         query = urlencode(stream_input_query(tts.model_id, fmt, language))
         self._url = f"{ws_base}/v1/text-to-speech/{tts.voice_id}/stream-input?{query}"
         self._http: aiohttp.ClientSession | None = None
-        self._next: asyncio.Task[aiohttp.ClientWebSocketResponse] | None = None
-        self._keep: asyncio.Task[None] | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._decoder = AudioDecoder(fmt)
+        self._idle: asyncio.Task[None] | None = None
         self._closed = False
+        self.streams_opened = 0
 
     async def start(self) -> None:
         policy = self._tts.url_policy
         self._http = aiohttp.ClientSession(connector=policy_connector(policy) if policy is not None else None)
-        try:
-            ws = await self._connect()
-        except BaseException:
-            await self._http.close()
-            raise
-        self._next = asyncio.create_task(self._ready(ws), name="elevenlabs-next")
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse:
         assert self._http is not None
+        self._tts.acquire_stream()
         try:
             ws = await self._http.ws_connect(self._url, headers={"xi-api-key": self._key}, autoping=True)
-            init = InitializeConnection(generation_config=GenerationConfig(chunk_length_schedule=[50, 90, 120, 150]))
-            await ws.send_str(json.dumps(init.dict(exclude_none=True)))
+            await ws.send_str(json.dumps(initialize_message()))
         except aiohttp.WSServerHandshakeError as exc:
+            self._tts.release_stream()
             raise classify_status(exc.status) from None
         except (aiohttp.ClientError, OSError) as exc:
+            self._tts.release_stream()
             raise ProviderError(NAME, "connect", type(exc).__name__, retryable=True) from None
+        except BaseException:
+            self._tts.release_stream()
+            raise
+        self.streams_opened += 1
+        self._decoder = AudioDecoder(self._fmt)
         return ws
 
-    async def _ready(self, ws: aiohttp.ClientWebSocketResponse) -> aiohttp.ClientWebSocketResponse:
-        self._keep = asyncio.create_task(self._keepalive(ws), name="elevenlabs-keepalive")
-        return ws
+    async def _drop(self, *, end_of_input: bool) -> None:
+        ws, self._ws = self._ws, None
+        if ws is None:
+            return
+        try:
+            if end_of_input and not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.send_str(json.dumps(CloseConnection().dict()))
+            await ws.close()
+        finally:
+            self._tts.release_stream()
 
-    async def _standby(self) -> aiohttp.ClientWebSocketResponse:
-        """The next clause's socket, opened and initialized while the current clause speaks."""
-        return await self._ready(await self._connect())
-
-    async def _keepalive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        # A lone space resets the server's input inactivity timer without producing audio.
-        while not ws.closed:
-            await asyncio.sleep(self._tts.keepalive_seconds)
-            with contextlib.suppress(Exception):
-                await ws.send_str(json.dumps({"text": " "}))
-
-    async def _take_socket(self) -> aiohttp.ClientWebSocketResponse:
-        task, self._next = self._next, None
-        ws: aiohttp.ClientWebSocketResponse | None = None
-        if task is not None:
-            with contextlib.suppress(ProviderError):  # a failed standby is retried now, as this clause's error
-                ws = await task
-        if self._keep is not None:
-            self._keep.cancel()
-            self._keep = None
-        if ws is None or ws.closed:
-            ws = await self._connect()
-        self._next = asyncio.create_task(self._standby(), name="elevenlabs-next")
-        return ws
+    async def _idle_close(self) -> None:
+        await asyncio.sleep(self._tts.idle_close_s)
+        self._idle = None
+        await self._drop(end_of_input=True)
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         if self._closed:
@@ -214,49 +248,71 @@ class ElevenLabsWSSession:
         clause = text.strip()
         if not clause:
             return
-        ws = await self._take_socket()
-        decoder = AudioDecoder(self._fmt)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._ws is None or self._ws.closed:
+            await self._drop(end_of_input=False)
+            self._ws = await self._connect()
+        ws = self._ws
+        owed = sum(1 for c in clause if not c.isspace())  # characters the alignment must cover
+        heard_ms = 0.0  # audio of this clause received so far
+        end_ms = 0.0  # where the clause's last aligned character ends in that audio
+        done = False
         try:
             # The API wants text ending in a space; flush speaks it now instead of waiting for more text.
             await ws.send_str(json.dumps(SendText(text=clause + " ", flush=True).dict(exclude_none=True)))
-            await ws.send_str(json.dumps(CloseConnection().dict()))
-            while True:
-                msg = await ws.receive()
+            while owed > 0 or heard_ms < end_ms - 1:
+                try:
+                    # every character is in: the tail audio follows at once, or (a server timing the alignment
+                    # otherwise) never; this bounds the wait for it
+                    async with asyncio.timeout(None if owed > 0 else TAIL_WAIT_S):
+                        msg = await ws.receive()
+                except TimeoutError:
+                    break
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     try:
                         data = json.loads(msg.data)
                     except ValueError:
                         raise ProviderError(NAME, "protocol", "message is not JSON", retryable=True) from None
                     audio, final = translate_elevenlabs(data)
-                    pcm = decoder.feed(audio) if audio else b""
+                    chars, last_end = aligned_chars(data)
+                    if chars:
+                        owed -= chars
+                        end_ms = max(end_ms, heard_ms + last_end)
+                    pcm = self._decoder.feed(audio) if audio else b""
+                    heard_ms += self._fmt.seconds(len(pcm)) * 1000
                     if pcm:
                         yield pcm
                     if final:
-                        return
+                        break
                 elif msg.type == aiohttp.WSMsgType.CLOSE:
                     if msg.data == 1000:
-                        return  # closed cleanly after the last audio (some servers skip isFinal)
+                        break  # closed cleanly after the last audio
                     raise classify_close(msg.data, str(msg.extra or ""))
                 elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
                     raise ProviderError(NAME, "connect", "connection lost mid-clause", retryable=True)
+            done = True
         except (aiohttp.ClientError, OSError, ConnectionResetError) as exc:
             raise ProviderError(NAME, "connect", type(exc).__name__, retryable=True) from None
         finally:
-            if not ws.closed:
-                await ws.close()
+            if not done or ws.closed:
+                await self._drop(end_of_input=False)  # abandoned or broken: closing stops the generation
+            elif not self._closed:
+                self._idle = asyncio.create_task(self._idle_close(), name="elevenlabs-idle")
+
+    async def end_answer(self) -> None:
+        """The answer is complete: end the input so the stream closes (no socket waits idle between answers)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        await self._drop(end_of_input=True)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for task in (self._keep, self._next):
-            if task is not None:
-                task.cancel()
-        results = await asyncio.gather(*(t for t in (self._keep, self._next) if t is not None),
-                                       return_exceptions=True)
-        for r in results:
-            if isinstance(r, aiohttp.ClientWebSocketResponse):
-                await r.close()
+        await self.end_answer()
         if self._http is not None:
             await self._http.close()
 

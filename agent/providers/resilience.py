@@ -206,6 +206,12 @@ class FallbackTTSSession:
             # The clause is said again in full by the next voice: repeating a few words beats dropping them.
             await self._drop_current()
 
+    async def end_answer(self) -> None:
+        """The reply is complete: a provider with a per-answer stream ends it (ElevenLabs)."""
+        end = getattr(self._session, "end_answer", None)
+        if end is not None:
+            await aclose_quietly(end)
+
     async def aclose(self) -> None:
         if self._session is not None:
             await aclose_quietly(self._session.aclose)

@@ -231,6 +231,7 @@ async def speak(providers: ProviderSet, fmt: AudioFormat, language: str, *clause
     out = []
     for clause in clauses:
         out.append(b"".join([c async for c in session.synthesize(clause)]))
+    await session.end_answer()  # type: ignore[attr-defined]  # FallbackTTSSession: the reply is complete
     await session.aclose()
     return out
 
@@ -247,17 +248,20 @@ async def test_elevenlabs_happy_path(fakes, caplog, language: str, rate: int,  #
     for clause, pcm in zip(clauses, audio, strict=True):
         # 60 ms of tone per character, as L16 at the call's rate (µ-law decoded on 8 kHz calls)
         assert len(pcm) == rate * 60 * len(clause) // 1000 * 2
-    spoken = [s for s in el.sessions if len(s.messages) > 1]
-    assert [s.query["output_format"] for s in spoken] == ["ulaw_8000" if rate == 8000 else "pcm_16000"] * 2
-    assert spoken[0].query["language_code"] == language[:2] and spoken[0].voice_id == "voice-1"
-    assert spoken[0].messages[0]["text"] == " " and spoken[0].messages[-1] == {"text": ""}
-    assert spoken[0].messages[1] == {"text": clauses[0] + " ", "flush": True}
+    (stream,) = el.sessions  # one stream for the answer, no standby socket
+    assert stream.query["output_format"] == ("ulaw_8000" if rate == 8000 else "pcm_16000")
+    assert stream.query["language_code"] == language[:2] and stream.voice_id == "voice-1"
+    assert stream.messages[0] == {"text": " ", "generation_config": {"chunk_length_schedule": [50, 90, 120, 150]}}
+    assert stream.messages[1:] == [{"text": clauses[0] + " ", "flush": True}, {"text": clauses[1] + " ", "flush": True},
+                                   {"text": ""}]  # clause by clause with flush, then end of input
+    assert stream.flushes == 2 and stream.close_code == 1000
     assert counter(metrics, "storeagent_provider_fallbacks_total", stage="tts") == 0
     assert_no_key_leaked(metrics, caplog)
 
 
 @pytest.mark.parametrize(("behaviour", "kind", "attempts"), [
-    ("slow", "timeout", 1), ("drop", "connect", 1), ("auth", "auth", 1), ("rate_limit", "rate_limit", 2),
+    # the stream opens with the answer's first clause: a refusal there goes to the next voice at once
+    ("slow", "timeout", 1), ("drop", "connect", 1), ("auth", "auth", 1), ("rate_limit", "rate_limit", 1),
     ("quota", "rate_limit", 1)])
 async def test_elevenlabs_faults_fall_back_to_offline(fakes, caplog, behaviour: str, kind: str,  # type: ignore[no-untyped-def]
                                                       attempts: int) -> None:
@@ -273,18 +277,33 @@ async def test_elevenlabs_faults_fall_back_to_offline(fakes, caplog, behaviour: 
     assert_no_key_leaked(metrics, caplog)
 
 
-async def test_elevenlabs_keepalive_and_http_transport(fakes) -> None:  # type: ignore[no-untyped-def]
+async def test_elevenlabs_stream_per_answer_barge_in_limit_and_http_transport(fakes) -> None:  # type: ignore[no-untyped-def]
+    from storeagent.agent.errors import ProviderError
     from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
 
     _, _, el = fakes
-    el.inactivity_timeout = 1.5
-    tts = ElevenLabsTTS(KEYS["ELEVENLABS_API_KEY"], voice_id="v", base_url=el.url, keepalive_seconds=0.4)
+    tts = ElevenLabsTTS(KEYS["ELEVENLABS_API_KEY"], voice_id="v", base_url=el.url, idle_close_s=0.5, max_streams=1)
     session = await tts.open(AudioFormat(16000), "en-US")
-    await asyncio.sleep(3.0)  # the standby socket outlives the 1.5 s inactivity timeout
+    assert el.sessions == []  # nothing open (nor kept alive) before the first answer
     (pcm,) = [b"".join([c async for c in session.synthesize("Hi there.")])]
-    await session.aclose()
     assert len(pcm) == 16000 * 60 * len("Hi there.") // 1000 * 2
-    assert el.sessions[0].keepalives >= 3 and el.sessions[0].close_code == 1000
+    await asyncio.sleep(1.0)  # no next clause: the answer's stream is ended, not held open
+    assert el.sessions[0].close_code == 1000 and el.sessions[0].messages[-1] == {"text": ""}
+    assert tts.open_streams == 0
+
+    # barge-in: the reply stops reading mid-clause; closing the socket stops the generation
+    it = aiter(session.synthesize("This is a long answer the caller will interrupt."))
+    await anext(it)
+    other = await tts.open(AudioFormat(16000), "en-US")
+    with pytest.raises(ProviderError) as refused:  # the one allowed stream is in use
+        await anext(aiter(other.synthesize("Hello.")))
+    assert refused.value.kind == "rate_limit" and refused.value.retryable
+    await it.aclose()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.2)
+    assert el.sessions[1].ended_by_client and {"text": ""} not in el.sessions[1].messages
+    assert tts.open_streams == 0
+    await session.aclose()
+    await other.aclose()
 
     http = ElevenLabsTTS(KEYS["ELEVENLABS_API_KEY"], voice_id="v", base_url=el.url, transport="http")
     hs = await http.open(AudioFormat(8000), "ko-KR")

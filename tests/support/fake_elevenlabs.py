@@ -3,8 +3,12 @@
 Websocket `/v1/text-to-speech/{voice_id}/stream-input?model_id=..&output_format=pcm_16000|ulaw_8000`, key in the
 `xi-api-key` header (or the first message's `xi-api-key`). First message `{"text": " ", ...settings}`; then text
 chunks (ending in a space) with optional `flush`/`try_trigger_generation`; `{"text": ""}` ends the input. Down:
-`{"audio": base64, "isFinal": null, "normalizedAlignment": {...}, "alignment": {...}}` messages, then
-`{"isFinal": true}` and a normal close. No text for `inactivity_timeout` s closes with 1008 and the documented
+`{"audio": base64, "isFinal": null, "normalizedAlignment": {...}, "alignment": {"chars", "charStartTimesMs",
+"charDurationsMs"}}` messages (each chunk's alignment lists the input characters whose audio starts in it,
+times from the chunk's start), as many flushes per stream as the client sends, then `{"isFinal": true}` and a
+normal close after `{"text": ""}`.
+`generation_config.chunk_length_schedule` must be integers 50-500 (1008 otherwise, like a refused setting).
+No text for `inactivity_timeout` s closes with 1008 and the documented
 reason. HTTP `POST /v1/text-to-speech/{voice_id}/stream?output_format=..` streams raw audio bytes. Errors:
 `{"detail": {"status", "message"}}` with 401 / 429.
 
@@ -50,6 +54,8 @@ class WSSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     keepalives: int = 0
     close_code: int | None = None
+    flushes: int = 0
+    ended_by_client: bool = False  # the client closed before ending the input: generation stopped
 
 
 @dataclass
@@ -112,6 +118,7 @@ class FakeElevenLabs:
                 session.close_code = 1008
                 return ws
             if msg.type != WSMsgType.TEXT:
+                session.ended_by_client = True
                 return ws
             data = json.loads(msg.data)
             session.messages.append(data)
@@ -119,6 +126,11 @@ class FakeElevenLabs:
             if len(session.messages) == 1:
                 if text != " ":
                     await ws.close(code=1008, message=b"The first message must contain a single space")
+                    return ws
+                schedule = (data.get("generation_config") or {}).get("chunk_length_schedule")
+                if schedule is not None and not all(type(n) is int and 50 <= n <= 500 for n in schedule):
+                    await ws.close(code=1008, message=b"chunk_length_schedule must be integers from 50 to 500")
+                    session.close_code = 1008
                     return ws
                 continue
             if text == " ":
@@ -131,16 +143,20 @@ class FakeElevenLabs:
             if text:
                 buffered.append(text)
             if (data.get("flush") or text == "") and buffered:
-                audio = render("".join(buffered), fmt)
+                session.flushes += 1
+                spoken = "".join(buffered).strip()
+                audio = render(spoken, fmt)
                 buffered.clear()
                 if self.behaviour == "slow":
                     await asyncio.sleep(self.slow_seconds)
                 step = (32 if fmt == "pcm_16000" else 8) * CHUNK_MS
-                for i in range(0, len(audio), step):
+                for n, i in enumerate(range(0, len(audio), step)):
+                    here = [j for j in range(len(spoken)) if n * CHUNK_MS <= j * MS_PER_CHAR < (n + 1) * CHUNK_MS]
+                    alignment = {"chars": [spoken[j] for j in here],
+                                 "charStartTimesMs": [j * MS_PER_CHAR - n * CHUNK_MS for j in here],
+                                 "charDurationsMs": [MS_PER_CHAR for _ in here]}
                     await ws.send_json({"audio": base64.b64encode(audio[i:i + step]).decode(), "isFinal": None,
-                                        "normalizedAlignment": {"chars": [], "charStartTimesMs": [],
-                                                                "charsDurationsMs": []},
-                                        "alignment": {"chars": [], "charStartTimesMs": [], "charsDurationsMs": []}})
+                                        "normalizedAlignment": alignment, "alignment": alignment})
                     if self.behaviour == "drop" and not sent_audio:
                         assert request.transport is not None
                         request.transport.abort()
