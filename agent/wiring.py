@@ -72,13 +72,25 @@ class OutboxService:
         started = ended - timedelta(seconds=duration)
         t0 = time.monotonic() - duration
         turns = []
+        # The k-th measured turn's latencies go on the first real reply (not the filler) after the k-th caller line.
+        pending = iter(outcome.latencies)
+        owed = False
         for line in outcome.transcript:
             text = line.heard if line.role == "agent" and line.heard is not None else line.text
             if not text:
                 continue
             at = max(0.0, min(duration, line.at - t0)) if line.at else 0.0
+            latency: dict[str, float] = {}
+            if line.role == "caller":
+                owed = True
+            elif owed and line.heard is not None:
+                owed = False
+                lat = next(pending, None)
+                if lat is not None:
+                    latency = {k: v for k in ("stt_final", "llm_first_token", "tts_first_audio", "voice_to_voice")
+                               if (v := getattr(lat, k)) is not None and v >= 0 and v == v}
             turns.append(TurnRecord(role="caller" if line.role == "caller" else "agent", text=text,
-                                    start_s=at, end_s=at,
+                                    start_s=at, end_s=at, latency=latency,
                                     # heard is None for audio sent without marks (the short filler)
                                     truncated=line.role == "agent" and line.heard not in (None, line.text)))
         rec = CallRecordInput(

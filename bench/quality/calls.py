@@ -174,14 +174,36 @@ async def one_call(shop: ShopConfig, questions: list[dataset.Utterance], stats: 
                 stats.end_of_turn.append(t.voice_to_voice - t.decision_to_audio)
 
 
-async def run_calls(limit: int = 0) -> dict[str, Any]:
+FIXED = ["what do you sell", "sorry, where are you located", "I'd like to leave a message", "my name is dana",
+         "my number is five five five", "two one eight", "nine nine four zero", "okay that's all, bye",
+         *BACKCHANNELS]
+
+
+def run_calls(limit: int = 0) -> dict[str, Any]:
     stats = CallStats()
     per_shop = 4 if limit else 8
+    plan = []
     for s, path in enumerate(dataset.SHOPS[:1] if limit else dataset.SHOPS):
         shop = dataset.load_shop(path)
         qs = [u for u in dataset.english("heldout") if u.shop == shop.store
-              and u.intent not in ("goodbye", "transfer", "message")][:: 3][:per_shop]
-        await one_call(shop, qs, stats, seed=100 * s)
+              and u.intent not in ("goodbye", "transfer", "message")][::3][:per_shop]
+        plan.append((shop, qs, 100 * s))
+    # synthesize (or load from the cache) everything the callers say before any call starts
+    for _, qs, seed in plan:
+        for n, q in enumerate(qs):
+            _phone(q.text, seed + n)
+        for k, text in enumerate(FIXED):
+            for off in (0, 1, 2, *range(len(qs))):
+                if text in BACKCHANNELS:
+                    _phone(text, off)
+                else:
+                    _phone(text, seed + off) if off < 3 else None
+
+    async def go() -> None:
+        for shop, qs, seed in plan:
+            await one_call(shop, qs, stats, seed=seed)
+
+    asyncio.run(go())
     return summarize(stats)
 
 

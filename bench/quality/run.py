@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calls:
         import calls
 
-        result["calls"] = asyncio.run(calls.run_calls(limit=args.limit))
+        result["calls"] = calls.run_calls(limit=args.limit)
         calls.print_calls(result["calls"])
     print(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
     return 0

@@ -73,6 +73,10 @@ async def test_message_and_call_record_reach_the_webhook(tmp_path: Path) -> None
     assert record["outcome"] == "message" and record["call_id"] == call.uuid
     assert record["message"]["message"] == "Please save two croissants."
     assert any(t["role"] == "caller" for t in record["transcript"])
+    # per-turn latencies reach the record (it was `{}` on every call): the reply to a caller turn carries them
+    replies = [t for t in record["transcript"] if t["role"] == "agent" and t["latency"]]
+    assert replies and all(v >= 0 for t in replies for v in t["latency"].values())
+    assert "voice_to_voice" in record["latency"] and record["latency"]["voice_to_voice"]["count"] >= 1
     assert all(count == 1 for count in hook.store_count.values())
     # Every request was signed with the Secret's key (the receiver verified each one).
     assert hook.bad_signatures == 0 and all(w.signature for w in hook.wire)
