@@ -170,7 +170,7 @@ def ladder(mode: str, args: argparse.Namespace, speech_dir: Path) -> dict[str, A
     service = None
     if mode == "service":
         service = Started([sys.executable, "-m", "storeagent.speech", "serve", "--host", "127.0.0.1", "--port", "0",
-                           "--workers", str(args.workers)])
+                           "--workers", str(args.workers), "--saturation-s", str(args.saturation_s)])
     agent_cmd = [sys.executable, str(ROOT / "agent_server.py"), "--real-speech", mode]
     if service:
         agent_cmd += ["--speech-url", f"ws://127.0.0.1:{service.ports[0]}"]
@@ -202,6 +202,7 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=2)
     p.add_argument("--ramp", type=float, default=4.0)
     p.add_argument("--workers", type=int, default=0, help="speech workers (0: one per CPU)")
+    p.add_argument("--saturation-s", type=float, default=1.0, help="the service's load-based refusal (its default)")
     args = p.parse_args()
     pressure_before = cpu_pressure()
     with tempfile.TemporaryDirectory() as tmp:

@@ -117,13 +117,14 @@ async def run_call(svc: SpeechProcess, speech: dict[str, bytes], fault: str) -> 
 
 
 async def test_speech_service_killed_mid_call(tmp_path: Path, speech: dict[str, bytes]) -> None:
-    with speech_service(tmp_path, "--workers", "1") as svc:
+    # no load-based refusal before the kill (a starved CI box): the first turn must be the service's
+    with speech_service(tmp_path, "--workers", "1", "--saturation-s", "60") as svc:
         await run_call(svc, speech, "killed")
         assert svc.proc.poll() is not None
 
 
 async def test_saturated_speech_service_refuses_and_the_call_runs_in_process(
         tmp_path: Path, speech: dict[str, bytes]) -> None:
-    with speech_service(tmp_path, "--workers", "1", "--max-streams-per-worker", "2") as svc:
+    with speech_service(tmp_path, "--workers", "1", "--max-streams-per-worker", "2", "--saturation-s", "60") as svc:
         await run_call(svc, speech, "saturated")
 

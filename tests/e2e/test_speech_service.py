@@ -25,7 +25,10 @@ FMT = AudioFormat(8000)
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpeechProcess]:
-    with speech_service(tmp_path_factory.mktemp("speech"), "--workers", "1", "--max-streams-per-worker", "3") as s:
+    # Load-based refusal is off here (--saturation-s 60): on a starved CI box one stream can wait > 1 s, and these
+    # tests are about the protocol; admission by queue wait is tested in tests/unit/test_speech_protocol.py.
+    with speech_service(tmp_path_factory.mktemp("speech"), "--workers", "1", "--max-streams-per-worker", "3",
+                        "--saturation-s", "60") as s:
         yield s
 
 
@@ -126,7 +129,7 @@ async def test_bad_start_is_refused_naming_the_field_and_bad_frames_are_dropped(
 
 
 async def test_worker_killed_mid_stream_fails_the_stream_fast_and_restarts(tmp_path: Path, question: bytes) -> None:
-    with speech_service(tmp_path, "--workers", "1") as s:
+    with speech_service(tmp_path, "--workers", "1", "--saturation-s", "60") as s:
         stt = await SpeechSTT(s.url).open(FMT, "en-US")
         await stt.send(question[: FMT.frame_bytes * 10])
         loop = asyncio.get_running_loop()

@@ -132,7 +132,7 @@ def prometheus_with_traffic(operator: Any, tmp_path_factory: pytest.TempPathFact
         try:
             async with serving_agent(tmp) as (app, script):
                 # The shared speech service (its own process and workers) with real streams through it.
-                with speech_service(tmp, "--workers", "1") as speech:
+                with speech_service(tmp, "--workers", "1", "--saturation-s", "60") as speech:
                     jobs = [ScrapeJob("storeagent-agents", f"127.0.0.1:{app.http_port}",
                                       {"namespace": NAMESPACE, "pod": "sunrise-bakery-0"}),
                             ScrapeJob("storeagent-operator", operator.metrics_address, honor_labels=True),
