@@ -26,6 +26,7 @@ typedef struct {
     char detail[160];
     json_t *marks;        /* [{name, event, tick}] */
     json_t *clears;       /* [{tick, ...}] ; completed by the clock loop */
+    json_t *pauses, *resumes; /* [{tick, t}] when the agent's pause / resume was applied */
     size_t clears_seen;
     uint64_t malformed;
 } rec_t;
@@ -60,6 +61,11 @@ static void on_event(void *ud, const sa_event_t *ev)
     case SA_EV_CLEAR:
         json_array_append_new(r->clears, json_pack("{s:I, s:f}", "tick", (json_int_t)r->tick, "t", now_s()));
         break;
+    case SA_EV_PAUSE:
+    case SA_EV_RESUME:
+        json_array_append_new(ev->kind == SA_EV_PAUSE ? r->pauses : r->resumes,
+                              json_pack("{s:I, s:f}", "tick", (json_int_t)r->tick, "t", now_s()));
+        break;
     case SA_EV_MALFORMED: r->malformed++; break;
     }
     pthread_mutex_unlock(&r->lock);
@@ -86,7 +92,8 @@ int main(int argc, char **argv)
     FILE *played = argc == 8 ? fopen(argv[7], "wb") : NULL;
     double max_s = getenv("SA_HARNESS_MAX_S") ? atof(getenv("SA_HARNESS_MAX_S")) : 30.0;
 
-    rec_t r = {.lock = PTHREAD_MUTEX_INITIALIZER, .marks = json_array(), .clears = json_array()};
+    rec_t r = {.lock = PTHREAD_MUTEX_INITIALIZER, .marks = json_array(), .clears = json_array(),
+               .pauses = json_array(), .resumes = json_array()};
     sa_call_config_t cfg = {argv[4], argv[1], argv[3], rate, rate, SA_DEFAULT_PREBUFFER_MS,
                             SA_DEFAULT_MAX_BUFFER_MS, SA_DEFAULT_STATS_MS, SA_DEFAULT_CONNECT_TIMEOUT_S, on_event, &r,
                             0, 0};
@@ -150,6 +157,8 @@ int main(int argc, char **argv)
                             "marks_cleared", (json_int_t)st.marks_cleared);
     json_object_set_new(rep, "marks", r.marks);
     json_object_set_new(rep, "clears", r.clears);
+    json_object_set_new(rep, "pauses", r.pauses);
+    json_object_set_new(rep, "resumes", r.resumes);
     json_object_set_new(rep, "real_samples_after_clear", after_clear);
     int rc = json_dump_file(rep, argv[6], JSON_INDENT(1)) == 0 ? 0 : 2;
     json_decref(rep);

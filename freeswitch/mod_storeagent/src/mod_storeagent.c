@@ -112,7 +112,9 @@ static void on_core_event(void *ud, const sa_event_t *ev)
         switch_log_printf(SWITCH_CHANNEL_UUID_LOG(ctx->uuid), SWITCH_LOG_WARNING, "dropped message: %s\n",
                           ev->detail ? ev->detail : "");
         break;
-    case SA_EV_CLEAR: break;
+    case SA_EV_CLEAR:
+    case SA_EV_PAUSE:
+    case SA_EV_RESUME: break; /* the websocket peer asked: it knows; a mark event says what was heard */
     }
 }
 
@@ -351,8 +353,10 @@ SWITCH_STANDARD_API(uuid_storeagent_api)
     const char *fail = NULL;
     if (a.cmd == SA_CMD_START) {
         fail = start_stream(target, &a, err, sizeof(err));
-    } else if (a.cmd == SA_CMD_CLEAR) {
-        if (!with_ctx(target, sa_call_clear)) fail = "not streaming on this channel";
+    } else if (a.cmd == SA_CMD_CLEAR || a.cmd == SA_CMD_PAUSE || a.cmd == SA_CMD_RESUME) {
+        void (*fn)(sa_call_t *) = a.cmd == SA_CMD_CLEAR ? sa_call_clear
+                                  : a.cmd == SA_CMD_PAUSE ? sa_call_pause : sa_call_resume;
+        if (!with_ctx(target, fn)) fail = "not streaming on this channel";
     } else if (switch_core_media_bug_remove_callback(target, bug_callback) != SWITCH_STATUS_SUCCESS) {
         fail = "not streaming on this channel"; /* stop racing hangup: whoever removes the bug first wins */
     }
@@ -418,6 +422,8 @@ SWITCH_MODULE_LOAD_FUNCTION(mod_storeagent_load)
     switch_console_set_complete("add uuid_storeagent ::console::list_uuid start");
     switch_console_set_complete("add uuid_storeagent ::console::list_uuid stop");
     switch_console_set_complete("add uuid_storeagent ::console::list_uuid clear");
+    switch_console_set_complete("add uuid_storeagent ::console::list_uuid pause");
+    switch_console_set_complete("add uuid_storeagent ::console::list_uuid resume");
     return SWITCH_STATUS_SUCCESS;
 }
 

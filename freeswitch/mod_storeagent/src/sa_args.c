@@ -46,11 +46,13 @@ int sa_args_parse(const char *cmdline, sa_args_t *out, char *err, size_t errlen)
     if (r < 0) return fail(err, errlen, "uuid: longer than 64 characters");
     if (!all_chars(out->uuid, "-_.")) return fail(err, errlen, "uuid: only letters, digits, '-', '_' and '.'");
     r = next_word(&p, word, 16);
-    if (r == 0) return fail(err, errlen, "command: missing (start, stop or clear)");
+    if (r == 0) return fail(err, errlen, "command: missing (start, stop, clear, pause or resume)");
     if (r > 0 && strcmp(word, "start") == 0) out->cmd = SA_CMD_START;
     else if (r > 0 && strcmp(word, "stop") == 0) out->cmd = SA_CMD_STOP;
     else if (r > 0 && strcmp(word, "clear") == 0) out->cmd = SA_CMD_CLEAR;
-    else return fail(err, errlen, "command: must be start, stop or clear");
+    else if (r > 0 && strcmp(word, "pause") == 0) out->cmd = SA_CMD_PAUSE;
+    else if (r > 0 && strcmp(word, "resume") == 0) out->cmd = SA_CMD_RESUME;
+    else return fail(err, errlen, "command: must be start, stop, clear, pause or resume");
     if (out->cmd == SA_CMD_START) {
         r = next_word(&p, out->url, sizeof(out->url));
         if (r == 0) return fail(err, errlen, "ws-url: missing");

@@ -1,4 +1,4 @@
-/* Strict parsing of the API command `uuid_storeagent <uuid> start <ws-url> <8000|16000> <token> | stop | clear`.
+/* Strict parsing of the API command `uuid_storeagent <uuid> start <ws-url> <8000|16000> <token> | stop | clear | pause | resume`.
  * Returns on the first invalid argument with a message naming it. */
 #ifndef SA_ARGS_H
 #define SA_ARGS_H
@@ -7,9 +7,9 @@
 
 #include "sa_ws.h"
 
-#define SA_USAGE "<uuid> start <ws-url> <8000|16000> <token> | <uuid> stop | <uuid> clear"
+#define SA_USAGE "<uuid> start <ws-url> <8000|16000> <token> | <uuid> stop | <uuid> clear | <uuid> pause | <uuid> resume"
 
-typedef enum { SA_CMD_START = 1, SA_CMD_STOP, SA_CMD_CLEAR } sa_cmd_t;
+typedef enum { SA_CMD_START = 1, SA_CMD_STOP, SA_CMD_CLEAR, SA_CMD_PAUSE, SA_CMD_RESUME } sa_cmd_t;
 
 typedef struct {
     sa_cmd_t cmd;

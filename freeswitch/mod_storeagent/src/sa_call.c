@@ -32,7 +32,7 @@ struct sa_call {
     pthread_mutex_t send_lock;   /* uplink take + send, so the media path and the tick never reorder frames */
     uint64_t ticks;
     /* counters touched from several threads: updated with __atomic builtins */
-    uint64_t down_bytes, marks_played, marks_cleared, clears, malformed, unknown;
+    uint64_t down_bytes, marks_played, marks_cleared, clears, malformed, unknown, pauses, resumes;
 };
 
 static void emit(sa_call_t *c, sa_event_kind_t kind, int code, const char *detail, const char *mark,
@@ -131,6 +131,14 @@ static void ws_text(void *ud, const char *text, size_t len)
         count(&c->clears);
         sa_playout_clear(c->playout, on_mark, c);
         emit(c, SA_EV_CLEAR, 0, NULL, NULL, SA_MARK_CLEARED);
+        break;
+    case SA_MSG_PAUSE:
+        sa_call_pause(c);
+        emit(c, SA_EV_PAUSE, 0, NULL, NULL, SA_MARK_PLAYED);
+        break;
+    case SA_MSG_RESUME:
+        sa_call_resume(c);
+        emit(c, SA_EV_RESUME, 0, NULL, NULL, SA_MARK_PLAYED);
         break;
     case SA_MSG_MARK:
         sa_playout_mark(c->playout, msg.name);
@@ -258,6 +266,20 @@ void sa_call_clear(sa_call_t *c)
     sa_playout_clear(c->playout, on_mark, c);
 }
 
+void sa_call_pause(sa_call_t *c)
+{
+    if (!c) return;
+    count(&c->pauses);
+    sa_playout_pause(c->playout);
+}
+
+void sa_call_resume(sa_call_t *c)
+{
+    if (!c) return;
+    count(&c->resumes);
+    sa_playout_resume(c->playout);
+}
+
 int sa_call_closed(sa_call_t *c) { return !c || !c->ws || sa_ws_is_closed(c->ws); }
 
 void sa_call_stats(sa_call_t *c, sa_call_stats_t *out)
@@ -281,6 +303,9 @@ void sa_call_stats(sa_call_t *c, sa_call_stats_t *out)
     out->clears = load(&c->clears);
     out->malformed = load(&c->malformed);
     out->unknown = load(&c->unknown);
+    out->pauses = load(&c->pauses);
+    out->resumes = load(&c->resumes);
+    out->paused = ps.paused;
     if (c->ws) {
         sa_ws_stats_t ws;
         sa_ws_stats(c->ws, &ws);

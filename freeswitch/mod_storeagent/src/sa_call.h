@@ -14,6 +14,8 @@ typedef enum {
     SA_EV_ERROR,      /* websocket never opened (detail says why) */
     SA_EV_MARK,       /* mark played or cleared (mark_name, mark_event) */
     SA_EV_CLEAR,      /* the agent's clear was applied: the next tick plays silence */
+    SA_EV_PAUSE,      /* the agent's pause was applied: the next tick plays silence, the queue is kept */
+    SA_EV_RESUME,     /* the agent's resume was applied: the next tick continues where the pause held */
     SA_EV_MALFORMED   /* a downlink text message was dropped (detail says why) */
 } sa_event_kind_t;
 
@@ -53,6 +55,8 @@ typedef struct {
     uint64_t up_frames_real, up_frames_silence, up_dropped_samples;
     uint64_t down_bytes, underruns, overflow_bytes, played_samples, buffered_samples;
     uint64_t marks_played, marks_cleared, clears, malformed, unknown, ws_dropped_msgs;
+    uint64_t pauses, resumes; /* pause/resume messages (and API calls) applied */
+    int paused;
 } sa_call_stats_t;
 
 typedef struct sa_call sa_call_t;
@@ -85,6 +89,10 @@ size_t sa_call_tick(sa_call_t *c, int16_t *out, size_t n);
 
 /* Drops queued agent speech now (API `clear`); pending marks are reported cleared. */
 void sa_call_clear(sa_call_t *c);
+
+/* Holds / continues playout (API `pause` / `resume`, same as the agent's messages): see sa_playout_pause. */
+void sa_call_pause(sa_call_t *c);
+void sa_call_resume(sa_call_t *c);
 
 /* 1 once the websocket is gone: the writer must stop writing into the call. */
 int sa_call_closed(sa_call_t *c);

@@ -22,6 +22,8 @@ struct sa_playout {
     uint64_t pushed, consumed; /* absolute sample counters */
     size_t prebuffer, waited;  /* samples needed to start; samples of silence waited while gathering */
     int playing;
+    int paused; /* reads hand out silence and touch nothing else */
+    uint64_t pauses;
     int has_carry;
     uint8_t carry;
     sa_mark_t *marks, *marks_tail;
@@ -145,6 +147,7 @@ size_t sa_playout_clear(sa_playout_t *pb, sa_mark_fn cb, void *ud)
     pb->consumed = pb->pushed;
     pb->has_carry = 0;
     pb->playing = 0;
+    pb->paused = 0;
     pb->waited = 0;
     size_t n = pb->n_marks;
     sa_mark_t *dropped = take_marks(pb, 0, 1, SA_MARK_CLEARED);
@@ -153,11 +156,36 @@ size_t sa_playout_clear(sa_playout_t *pb, sa_mark_fn cb, void *ud)
     return n;
 }
 
+int sa_playout_pause(sa_playout_t *pb)
+{
+    if (!pb) return -1;
+    pthread_mutex_lock(&pb->lock);
+    if (!pb->paused) pb->pauses++;
+    pb->paused = 1;
+    pthread_mutex_unlock(&pb->lock);
+    return 0;
+}
+
+int sa_playout_resume(sa_playout_t *pb)
+{
+    if (!pb) return -1;
+    pthread_mutex_lock(&pb->lock);
+    pb->paused = 0;
+    pthread_mutex_unlock(&pb->lock);
+    return 0;
+}
+
 size_t sa_playout_read(sa_playout_t *pb, int16_t *out, size_t nsamples, sa_mark_fn cb, void *ud)
 {
     if (!pb || !out || nsamples == 0) return 0;
     size_t real = 0;
     pthread_mutex_lock(&pb->lock);
+    if (pb->paused) {
+        /* Held, not dry: the queue, its position and the marks wait for resume or clear; nothing is reported. */
+        pthread_mutex_unlock(&pb->lock);
+        memset(out, 0, nsamples * sizeof(int16_t));
+        return 0;
+    }
     if (!pb->playing && pb->count > 0) {
         /* Start once the prebuffer is full, when the agent marked the end of a segment, or once a short segment
          * has waited a prebuffer's time: a reply shorter than the prebuffer must still play. */
@@ -201,5 +229,7 @@ void sa_playout_stats(sa_playout_t *pb, sa_playout_stats_t *out)
     out->played_samples = pb->played;
     out->marks_pending = pb->n_marks;
     out->playing = pb->playing;
+    out->paused = pb->paused;
+    out->pauses = pb->pauses;
     pthread_mutex_unlock(&pb->lock);
 }

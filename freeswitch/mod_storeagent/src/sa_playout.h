@@ -26,6 +26,8 @@ typedef struct {
     uint64_t played_samples; /* real (non-silence) samples handed out */
     uint64_t marks_pending;
     int playing;             /* 1 once the prebuffer filled, 0 while gathering */
+    int paused;              /* 1 between sa_playout_pause and sa_playout_resume / sa_playout_clear */
+    uint64_t pauses;         /* sa_playout_pause calls that paused (not already paused) */
 } sa_playout_stats_t;
 
 /* Returns NULL on invalid config (rate 0, prebuffer_ms > 60, max_ms < prebuffer_ms) or out of memory. */
@@ -38,9 +40,19 @@ int sa_playout_push(sa_playout_t *pb, const uint8_t *bytes, size_t len);
 /* Queues a mark after all audio pushed so far. Returns 0, -1 on bad args or out of memory. */
 int sa_playout_mark(sa_playout_t *pb, const char *name);
 
-/* Drops all queued audio (and a pending odd byte); every pending mark is reported SA_MARK_CLEARED.
- * The next sa_playout_read returns silence: a clear is honoured within one frame. Returns marks cleared. */
+/* Drops all queued audio (and a pending odd byte); every pending mark is reported SA_MARK_CLEARED; ends a pause
+ * (the next speech pushed plays normally). The next sa_playout_read returns silence: a clear is honoured within
+ * one frame. Returns marks cleared. */
 size_t sa_playout_clear(sa_playout_t *pb, sa_mark_fn cb, void *ud);
+
+/* Holds playout (barge-in onset): from the next read on, reads return silence and consume nothing, so queued
+ * audio, the position inside it and every pending mark stay exactly as they were; pushes and marks still queue.
+ * No underrun is counted and the prebuffer wait does not advance while paused. Idempotent. Returns 0, -1. */
+int sa_playout_pause(sa_playout_t *pb);
+
+/* Ends a pause: the next read continues from the exact sample where the pause stopped (no prebuffer wait when
+ * playout was running). Idempotent; a resume without a pause does nothing. Returns 0, -1 on bad args. */
+int sa_playout_resume(sa_playout_t *pb);
 
 /* Fills exactly `nsamples` (silence where there is no audio) and reports marks that playout passed.
  * Returns how many samples were real audio. */

@@ -28,6 +28,10 @@ sa_msg_type_t sa_proto_parse(const char *text, size_t len, sa_msg_t *out)
         rc = fail(out, SA_MSG_INVALID, "field 'type' missing or not a string");
     } else if (strcmp(type, "clear") == 0) {
         rc = out->type = SA_MSG_CLEAR;
+    } else if (strcmp(type, "pause") == 0) {
+        rc = out->type = SA_MSG_PAUSE;
+    } else if (strcmp(type, "resume") == 0) {
+        rc = out->type = SA_MSG_RESUME;
     } else if (strcmp(type, "mark") == 0) {
         json_t *name = json_object_get(root, "name");
         if (!json_is_string(name)) {

@@ -13,6 +13,8 @@ typedef enum {
     SA_MSG_INVALID = 0, /* not JSON, not an object, missing/ill-typed field: dropped and counted */
     SA_MSG_CLEAR,       /* {"type":"clear"} */
     SA_MSG_MARK,        /* {"type":"mark","name":".."} */
+    SA_MSG_PAUSE,       /* {"type":"pause"}: hold playout, keep the queue and marks */
+    SA_MSG_RESUME,      /* {"type":"resume"}: continue from the exact sample where the pause held it */
     SA_MSG_UNKNOWN      /* a well-formed message of a type this module does not know: ignored */
 } sa_msg_type_t;
 

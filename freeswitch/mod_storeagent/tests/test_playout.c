@@ -225,6 +225,118 @@ static void overflow_is_dropped_and_counted(void **state)
     sa_playout_free(pb);
 }
 
+static void pause_holds_the_exact_position_and_marks_resume_continues(void **state)
+{
+    (void)state;
+    sa_playout_t *pb = make(0);
+    marks_t m = {0};
+    uint8_t bytes[FRAME * 2 * 6];
+    int16_t out[FRAME];
+    ramp(bytes, 1, FRAME * 6);
+    sa_playout_push(pb, bytes, FRAME * 2 * 3 + 20); /* "m1" 10 samples into the 4th frame */
+    sa_playout_mark(pb, "m1");
+    sa_playout_push(pb, bytes + FRAME * 2 * 3 + 20, FRAME * 2 * 3 - 20);
+    sa_playout_mark(pb, "m2");
+    assert_int_equal(sa_playout_read(pb, out, FRAME, record, &m), FRAME);
+    assert_int_equal(out[FRAME - 1], FRAME);
+    assert_int_equal(sa_playout_pause(pb), 0);
+    assert_int_equal(sa_playout_pause(pb), 0); /* idempotent */
+    for (int f = 0; f < 25; f++) { /* half a second held: silence, nothing consumed, no mark, no underrun */
+        out[0] = 99;
+        assert_int_equal(sa_playout_read(pb, out, FRAME, record, &m), 0);
+        for (unsigned i = 0; i < FRAME; i++) assert_int_equal(out[i], 0);
+    }
+    sa_playout_stats_t st;
+    sa_playout_stats(pb, &st);
+    assert_int_equal(m.n, 0);
+    assert_int_equal(st.underruns, 0);
+    assert_int_equal(st.paused, 1);
+    assert_int_equal(st.pauses, 1);
+    assert_int_equal(st.buffered_samples, FRAME * 5);
+    assert_int_equal(st.marks_pending, 2);
+    uint8_t more[FRAME * 2];
+    ramp(more, 1 + FRAME * 6, FRAME);
+    sa_playout_push(pb, more, sizeof(more)); /* speech keeps arriving during the pause: queued behind */
+    sa_playout_mark(pb, "m3");
+    assert_int_equal(sa_playout_resume(pb), 0);
+    int expect = FRAME + 1; /* the very next sample after the pause */
+    for (int f = 0; f < 6; f++) {
+        assert_int_equal(sa_playout_read(pb, out, FRAME, record, &m), FRAME);
+        for (unsigned i = 0; i < FRAME; i++) assert_int_equal(out[i], expect++);
+        if (f == 1) assert_int_equal(m.n, 0); /* samples 1..480 played: "m1" at 490 not yet */
+        if (f == 2) {
+            assert_int_equal(m.n, 1);
+            assert_string_equal(m.names[0], "m1");
+        }
+    }
+    assert_int_equal(m.n, 3);
+    assert_string_equal(m.names[1], "m2");
+    assert_string_equal(m.names[2], "m3");
+    for (int i = 0; i < 3; i++) assert_int_equal(m.events[i], SA_MARK_PLAYED);
+    sa_playout_stats(pb, &st);
+    assert_int_equal(st.underruns, 0);
+    assert_int_equal(st.paused, 0);
+    sa_playout_free(pb);
+}
+
+static void clear_during_a_pause_reports_marks_cleared_and_ends_the_pause(void **state)
+{
+    (void)state;
+    sa_playout_t *pb = make(0);
+    marks_t m = {0};
+    uint8_t bytes[FRAME * 2 * 4];
+    int16_t out[FRAME];
+    ramp(bytes, 1, FRAME * 4);
+    sa_playout_push(pb, bytes, FRAME * 2 * 2);
+    sa_playout_mark(pb, "a");
+    sa_playout_push(pb, bytes, FRAME * 2 * 2);
+    sa_playout_mark(pb, "b");
+    assert_int_equal(sa_playout_read(pb, out, FRAME, record, &m), FRAME);
+    sa_playout_pause(pb);
+    assert_int_equal(sa_playout_read(pb, out, FRAME, record, &m), 0);
+    assert_int_equal(sa_playout_clear(pb, record, &m), 2);
+    assert_int_equal(m.n, 2);
+    assert_int_equal(m.events[0], SA_MARK_CLEARED);
+    assert_int_equal(m.events[1], SA_MARK_CLEARED);
+    sa_playout_stats_t st;
+    sa_playout_stats(pb, &st);
+    assert_int_equal(st.paused, 0);
+    ramp(bytes, 500, FRAME);
+    sa_playout_push(pb, bytes, FRAME * 2); /* the next reply plays without a resume */
+    sa_playout_mark(pb, "c");
+    assert_int_equal(sa_playout_read(pb, out, FRAME, record, &m), FRAME);
+    assert_int_equal(out[0], 500);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.events[2], SA_MARK_PLAYED);
+    sa_playout_free(pb);
+}
+
+static void pause_before_speech_holds_it_and_the_prebuffer_wait(void **state)
+{
+    (void)state;
+    sa_playout_t *pb = make(60);
+    int16_t out[FRAME];
+    assert_int_equal(sa_playout_resume(pb), 0); /* a resume without a pause changes nothing */
+    sa_playout_pause(pb);
+    uint8_t bytes[80 * 2];
+    ramp(bytes, 1, 80);
+    sa_playout_push(pb, bytes, sizeof(bytes)); /* 10 ms, no mark: would play after a prebuffer's wait */
+    for (int f = 0; f < 10; f++) assert_int_equal(sa_playout_read(pb, out, FRAME, NULL, NULL), 0);
+    sa_playout_resume(pb);
+    int frames = 0;
+    size_t real = 0;
+    while (real == 0 && frames < 10) {
+        real = sa_playout_read(pb, out, FRAME, NULL, NULL);
+        frames++;
+    }
+    assert_int_equal(real, 80);
+    assert_int_equal(frames, 4); /* the full 60 ms wait counted from the resume, not from the push */
+    assert_int_equal(out[0], 1);
+    assert_int_equal(sa_playout_pause(NULL), -1);
+    assert_int_equal(sa_playout_resume(NULL), -1);
+    sa_playout_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +349,9 @@ int main(void)
         cmocka_unit_test(clear_is_honoured_within_one_frame),
         cmocka_unit_test(dry_mid_speech_is_an_underrun_dry_at_mark_is_not),
         cmocka_unit_test(overflow_is_dropped_and_counted),
+        cmocka_unit_test(pause_holds_the_exact_position_and_marks_resume_continues),
+        cmocka_unit_test(clear_during_a_pause_reports_marks_cleared_and_ends_the_pause),
+        cmocka_unit_test(pause_before_speech_holds_it_and_the_prebuffer_wait),
     };
     return cmocka_run_group_tests_name("playout", tests, NULL, NULL);
 }

@@ -22,6 +22,9 @@ static void parses_clear_and_mark(void **state)
     assert_int_equal(parse("{\"type\":\"clear\"}", &m), SA_MSG_CLEAR);
     assert_int_equal(parse("{\"type\":\"mark\",\"name\":\"turn-3/clause-1 \\u00e9\"}", &m), SA_MSG_MARK);
     assert_string_equal(m.name, "turn-3/clause-1 \xc3\xa9");
+    assert_int_equal(parse("{\"type\":\"pause\"}", &m), SA_MSG_PAUSE);
+    assert_int_equal(parse("{\"type\":\"resume\",\"why\":\"cough\"}", &m), SA_MSG_RESUME); /* extra fields: fine */
+    assert_int_equal(parse("{\"type\":\"Pause\"}", &m), SA_MSG_UNKNOWN);
 }
 
 static void rejects_malformed_naming_the_field(void **state)
@@ -101,6 +104,12 @@ static void parses_api_arguments_strictly(void **state)
     assert_int_equal(sa_args_parse("  u-1   stop ", &a, err, sizeof(err)), 0);
     assert_int_equal(a.cmd, SA_CMD_STOP);
     assert_int_equal(sa_args_parse("u-1 clear", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.cmd, SA_CMD_CLEAR);
+    assert_int_equal(sa_args_parse("u-1 pause", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.cmd, SA_CMD_PAUSE);
+    assert_int_equal(sa_args_parse("u-1 resume", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.cmd, SA_CMD_RESUME);
+    expect_error("u-1 pause 5", "extra");
     expect_error("", "usage");
     expect_error("u;1 stop", "uuid");
     expect_error("u-1", "command");
