@@ -7,7 +7,8 @@ What it does, as the module does it:
 - receives agent speech in any chunk size into a `PlayoutBuffer` (sa_playout.c's rules: prebuffer 40 ms by
   default, 0..60; queued audio capped at `max_buffer_ms`) played on its own 20 ms clock; `clear` (the agent's
   message or `uuid_storeagent clear`) empties the buffer at once (the next tick is silence) and reports pending
-  marks `cleared`; marks are reported `played` when playout passes them; optional `stats` frames.
+  marks `cleared`; `pause` holds playout where it is (queue and marks kept) until `resume` (continues from the exact
+  sample) or `clear`; marks are reported `played` when playout passes them; optional `stats` frames.
 Both clocks share one epoch t0, so uplink frame k and playout frame k are the same 20 ms of the call: the
 `CallRecord` they fill gives barge-in timing and a sample-aligned stereo WAV.
 """
@@ -30,6 +31,7 @@ from storeagent.agent.loopback.playout import (
     CallRecord,
     ClearRecord,
     MarkRecord,
+    PauseRecord,
     PlayoutBuffer,
 )
 from storeagent.agent.transport.codec import FrameSplitter
@@ -228,6 +230,16 @@ class AudioClient:
             await self._send_marks(tick.played_marks, "played")
             k += 1
 
+    def pause(self, now: float) -> None:
+        """sa_call_pause (the agent's `pause`, or `uuid_storeagent pause`)."""
+        self.playout.pause()
+        self.record.pauses.append(PauseRecord(now, self._playout_index))
+
+    def resume(self, now: float) -> None:
+        """sa_call_resume."""
+        self.playout.resume()
+        self.record.pauses.append(PauseRecord(now, self._playout_index, resume=True))
+
     def _clear(self, now: float) -> tuple[str, ...]:
         dropped, cleared = self.playout.clear()
         self.record.clears.append(ClearRecord(now, self._playout_index, dropped, tuple(cleared)))
@@ -286,6 +298,10 @@ class AudioClient:
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "clear":
             await self._send_marks(self._clear(now), "cleared")
+        elif kind == "pause":
+            self.pause(now)
+        elif kind == "resume":
+            self.resume(now)
         elif kind == "mark" and isinstance(msg.get("name"), str) and msg["name"]:
             self.playout.mark(msg["name"])
         else:

@@ -59,6 +59,13 @@ class LoopbackCall:
         if verb == "clear" and self.audio is not None:  # sa_call_clear: drop queued speech, report marks cleared
             self.audio.clear_playout()
             return "+OK\n"
+        if verb in ("pause", "resume") and len(words) == 3 and self.audio is not None:  # sa_call_pause / _resume
+            now = asyncio.get_running_loop().time()
+            if verb == "pause":
+                self.audio.pause(now)
+            else:
+                self.audio.resume(now)
+            return "+OK\n"
         if verb == "start" and len(words) == 6 and words[4] in ("8000", "16000"):
             url, rate, token = words[3], int(words[4]), words[5]
             self._spawn(self._connect(url, rate, token))  # the module connects asynchronously, like a thread
@@ -66,7 +73,8 @@ class LoopbackCall:
         if verb == "stop":
             self._spawn(self._stop_audio())
             return "+OK\n"
-        return "-ERR usage: uuid_storeagent <uuid> start <ws-url> <8000|16000> <token> | stop | clear\n"
+        return ("-ERR usage: uuid_storeagent <uuid> start <ws-url> <8000|16000> <token> | stop | clear | pause"
+                " | resume\n")
 
     async def _connect(self, url: str, rate: int, token: str) -> None:
         client = AudioClient(url, uuid=self.uuid, token=token, sample_rate=rate, prebuffer_ms=self._prebuffer_ms,

@@ -14,7 +14,10 @@ tests/test_playout.c against it):
   the buffer ran dry exactly at the last mark (the end of an utterance). Ending a whole frame exactly at the
   last mark also stops playout, without an underrun;
 - `clear` drops all queued audio and the odd byte and returns every pending mark (reported `cleared`); the
-  next read is silence. Underrun and overflow counts survive a clear.
+  next read is silence; it also ends a pause. Underrun and overflow counts survive a clear;
+- `pause` holds playout: reads return silence and consume nothing (no mark reported, no underrun, the prebuffer
+  wait does not advance) while writes and marks still queue; `resume` continues from the exact sample where the
+  pause held it. Both idempotent.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class PlayoutBuffer:
         self._consumed = 0  # bytes ever played or cleared
         self._marks: deque[tuple[int, str]] = deque()
         self._playing = False
+        self._paused = False
+        self.pauses = 0  # pause() calls that paused
         self._waited = 0  # bytes of silence read while gathering the prebuffer
         self.underruns = 0  # dry spells mid-speech (not exactly at the last mark)
         self.overflow_bytes = 0  # pushed bytes dropped because max_ms was reached
@@ -88,6 +93,10 @@ class PlayoutBuffer:
     def playing(self) -> bool:
         """True once playout started, False while gathering the prebuffer (or idle)."""
         return self._playing
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     @property
     def pending_marks(self) -> list[str]:
@@ -125,8 +134,19 @@ class PlayoutBuffer:
         self._consumed = self._pushed
         self._marks.clear()
         self._playing = False
+        self._paused = False
         self._waited = 0
         return dropped, cleared
+
+    def pause(self) -> None:
+        """sa_playout_pause: hold playout where it is (queue, position and marks kept)."""
+        if not self._paused:
+            self.pauses += 1
+        self._paused = True
+
+    def resume(self) -> None:
+        """sa_playout_resume: continue from the exact sample where the pause held playout."""
+        self._paused = False
 
     # ---------------------------------------------------------------------------------------- output
     def next_frame(self) -> Tick:
@@ -138,6 +158,8 @@ class PlayoutBuffer:
         if nsamples <= 0:
             raise ValueError(f"nsamples: {nsamples} must be positive")
         want = 2 * nsamples
+        if self._paused:  # held, not dry: nothing consumed, nothing reported
+            return Tick(bytes(want), 0, ())
         if not self._playing and self._buf:
             # Start once the prebuffer is full, when a mark ends the segment, or once a short segment has
             # waited a prebuffer's time: a reply shorter than the prebuffer must still play.
@@ -185,6 +207,13 @@ class ClearRecord:
     marks_cleared: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    received_at: float  # time.monotonic() when the pause / resume arrived
+    frame_index: int  # first playout tick after it (silence for a pause, the held speech for a resume)
+    resume: bool = False
+
+
 @dataclass
 class CallRecord:
     """What went up and what was played, tick by tick on the shared 20 ms clock (index k = t0 + k * 20 ms)."""
@@ -198,6 +227,7 @@ class CallRecord:
     received: bytearray = field(default_factory=bytearray)  # every downlink byte, in arrival order
     marks: list[MarkRecord] = field(default_factory=list)
     clears: list[ClearRecord] = field(default_factory=list)
+    pauses: list[PauseRecord] = field(default_factory=list)  # pauses and resumes, in arrival order
     late_ticks: int = 0  # ticks served more than one frame late (a loaded machine)
 
     def played_audio(self) -> bytes:
@@ -213,14 +243,16 @@ class CallRecord:
 
     def barge_in_stop(self, onset_tick: int) -> float | None:
         """Seconds from the caller's speech onset (sent with uplink tick `onset_tick`) until the agent's speech
-        stopped: the first playout tick after the first clear that came after the onset. None: no clear."""
+        stopped: the first playout tick after the first pause or clear that came after the onset. None: neither."""
         if not 0 <= onset_tick < len(self.uplink_times):
             return None
         onset = self.uplink_times[onset_tick]
-        for clear in self.clears:
-            if clear.received_at >= onset:
-                stopped = self.playout_time(clear.frame_index)
-                return (stopped if stopped is not None else clear.received_at) - onset
+        stops = [(c.received_at, c.frame_index) for c in self.clears]
+        stops += [(p.received_at, p.frame_index) for p in self.pauses if not p.resume]
+        for received_at, frame_index in sorted(stops):
+            if received_at >= onset:
+                stopped = self.playout_time(frame_index)
+                return (stopped if stopped is not None else received_at) - onset
         return None
 
     def write_wav(self, path: str | Path) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from storeagent.agent.loopback.audio_client import AudioClient
-from storeagent.agent.loopback.playout import CallRecord, ClearRecord, PlayoutBuffer
+from storeagent.agent.loopback.playout import CallRecord, ClearRecord, PauseRecord, PlayoutBuffer
 
 RATE = 8000
 FRAME = 160  # samples per 20 ms read
@@ -214,6 +214,71 @@ async def test_api_clear_reports_pending_marks_cleared_like_sa_call_clear() -> N
     await client.wait_closed()  # the report goes nowhere (not connected) and its task ends
 
 
+def test_pause_holds_the_exact_position_and_marks_resume_continues() -> None:
+    pb = make(0)
+    pb.write(ramp(1, FRAME * 6)[: (FRAME * 3 + 10) * 2])  # "m1" 10 samples into the 4th frame
+    pb.mark("m1")
+    pb.write(ramp(1, FRAME * 6)[(FRAME * 3 + 10) * 2 :])
+    pb.mark("m2")
+    assert samples(pb.read(FRAME).pcm)[-1] == FRAME
+    pb.pause()
+    pb.pause()  # idempotent
+    held = [pb.read(FRAME) for _ in range(25)]  # half a second: silence, nothing consumed, no mark, no underrun
+    assert all(t.real_bytes == 0 and t.pcm == bytes(FB) and not t.played_marks for t in held)
+    assert pb.underruns == 0 and pb.paused and pb.pauses == 1
+    assert pb.buffered_bytes == 5 * FB and pb.pending_marks == ["m1", "m2"]
+    pb.write(ramp(1 + FRAME * 6, FRAME))  # speech keeps arriving during the pause: queued behind
+    pb.mark("m3")
+    pb.resume()
+    out = [pb.read(FRAME) for _ in range(6)]
+    assert samples(b"".join(t.pcm for t in out)) == list(range(FRAME + 1, 7 * FRAME + 1))
+    assert [t.played_marks for t in out] == [(), (), ("m1",), (), ("m2",), ("m3",)]
+    assert pb.underruns == 0 and not pb.paused
+
+
+def test_clear_during_a_pause_reports_marks_cleared_and_ends_the_pause() -> None:
+    pb = make(0)
+    pb.write(ramp(1, 2 * FRAME))
+    pb.mark("a")
+    pb.write(ramp(1, 2 * FRAME))
+    pb.mark("b")
+    assert pb.read(FRAME).real_bytes == FB
+    pb.pause()
+    assert pb.read(FRAME).real_bytes == 0
+    assert pb.clear()[1] == ["a", "b"]
+    assert not pb.paused
+    pb.write(ramp(500, FRAME))  # the next reply plays without a resume
+    pb.mark("c")
+    t = pb.read(FRAME)
+    assert samples(t.pcm)[0] == 500 and t.played_marks == ("c",)
+
+
+def test_pause_before_speech_holds_it_and_the_prebuffer_wait() -> None:
+    pb = make(60)
+    pb.resume()  # a resume without a pause changes nothing
+    pb.pause()
+    pb.write(ramp(1, 80))  # 10 ms, no mark: would play after a prebuffer's wait
+    assert all(pb.read(FRAME).real_bytes == 0 for _ in range(10))
+    pb.resume()
+    reads = [pb.read(FRAME) for _ in range(4)]
+    assert [t.real_bytes for t in reads] == [0, 0, 0, 160]  # the full 60 ms wait counted from the resume
+    assert samples(reads[3].pcm)[0] == 1
+
+
+async def test_pause_and_resume_frames_and_api_are_recorded() -> None:
+    client = AudioClient("ws://127.0.0.1:9/v1/calls/u/audio", uuid="u", token=None)
+    client.playout.write(ramp(1, 4 * FRAME))
+    await client._on_text('{"type":"pause"}', 1.0)
+    assert client.playout.paused and client.protocol_errors == 0
+    await client._on_text('{"type":"resume"}', 1.5)
+    client.pause(2.0)
+    client.resume(2.1)
+    assert [(p.received_at, p.resume) for p in client.record.pauses] == [(1.0, False), (1.5, True), (2.0, False),
+                                                                         (2.1, True)]
+    assert not client.playout.paused and client.playout.buffered_bytes == 4 * FB
+    await client.wait_closed()
+
+
 # --------------------------------------------------------------------------------------------- record
 def test_stereo_wav_caller_left_agent_right(tmp_path: Path) -> None:
     rec = CallRecord(8000)
@@ -234,3 +299,13 @@ def test_barge_in_stop_from_onset_to_first_silent_tick() -> None:
     rec.clears = [ClearRecord(received_at=10.125, frame_index=7, dropped_bytes=640, marks_cleared=("m",))]
     assert rec.barge_in_stop(3) == pytest.approx(10.14 - 10.06)
     assert rec.barge_in_stop(10) is None  # no clear after that onset
+
+
+def test_barge_in_stop_counts_from_the_first_pause_or_clear() -> None:
+    rec = CallRecord(8000)
+    rec.uplink_times = [10.0 + 0.02 * k for k in range(20)]
+    rec.playout_times = list(rec.uplink_times)
+    rec.pauses = [PauseRecord(received_at=10.085, frame_index=5), PauseRecord(10.3, 15, resume=True)]
+    rec.clears = [ClearRecord(received_at=10.2, frame_index=11, dropped_bytes=640, marks_cleared=())]
+    assert rec.barge_in_stop(3) == pytest.approx(10.10 - 10.06)  # the pause stopped it, not the later clear
+    assert rec.barge_in_stop(6) == pytest.approx(10.22 - 10.12)  # a resume is not a stop
