@@ -73,7 +73,13 @@ class AudioLink(Protocol):
         """Queue a mark after the audio sent so far; reported back once played or cleared."""
 
     async def send_clear(self) -> None:
-        """Drop all queued speech now (barge-in). Must not wait behind queued audio."""
+        """Drop all queued speech now (barge-in); also ends a pause. Must not wait behind queued audio."""
+
+    async def send_pause(self) -> None:
+        """Hold playout now (a possible barge-in): queued speech and marks are kept. Must not wait behind audio."""
+
+    async def send_resume(self) -> None:
+        """Continue a paused playout from the exact sample where it stopped (a false interruption)."""
 
     async def close(self) -> None: ...
 

@@ -113,10 +113,15 @@ async def run_demo(manifest: Path, wav: Path, rate: int, providers_mode: str) ->
                     problems.append(f"no answer to {q.text!r}")
                 await asyncio.sleep(q.interrupt_after)
                 index = call.say_nowait(audio[i + 1])
-                await asyncio.sleep(1.0)
                 rec = call.audio.record if call.audio else None
-                if rec and rec.clears and index < len(rec.uplink_times):
-                    barge_ms = (rec.clears[-1].received_at - rec.uplink_times[index]) * 1000
+                clears = len(rec.clears) if rec else 0
+                for _ in range(150):  # the pause comes at the onset, the clear once the caller clearly goes on
+                    if rec is None or len(rec.clears) > clears:
+                        break
+                    await asyncio.sleep(0.02)
+                stop = rec.barge_in_stop(index) if rec and len(rec.clears) > clears else None
+                if stop is not None:
+                    barge_ms = stop * 1000
                 else:
                     problems.append("the agent did not stop speaking when interrupted")
                 i += 1
@@ -189,7 +194,7 @@ def report(out: ConversationOutcome, barge_ms: float | None, wav: Path) -> None:
               f"{_ms(t.voice_to_voice)}")
     print("  (voice-to-voice runs from the caller's last voiced frame, so it includes the 500 ms end-of-turn wait)")
     if barge_ms is not None:
-        print(f"\nBarge-in: caller speech onset -> agent's clear arrived: {barge_ms:.0f} ms")
+        print(f"\nBarge-in: caller speech onset -> agent's playout stopped (pause, then clear): {barge_ms:.0f} ms")
     print(f"Outcome: {out.outcome} ({out.reason}); {out.barge_ins} barge-in(s)")
     print(f"Stereo recording (caller left, agent right): {wav}")
 

@@ -2,8 +2,11 @@
 
 Three inputs run as their own tasks and never wait on each other: the uplink (caller audio → VAD → turn
 detector, and playout marks), the STT's events, and the channel's events (DTMF, hangup). Barge-in is handled
-inside the uplink task itself: `clear` goes out on the frame that confirms the caller's speech, without
-queueing behind anything (principle 4). Everything else meets in one event queue that the main loop serves.
+inside the uplink task itself (principle 4): the first loud speech frame heard while the agent talks sends
+`pause` at once, without queueing behind anything; the interruption judge (pipeline/interruption.py) then
+decides from the frames after it (and any recognizer words) whether to `clear` (a real interruption) or
+`resume` where playout stopped (a cough, a click, a backchannel). Everything else meets in one event queue
+that the main loop serves.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.pipeline.history import AgentUtterance, History, TranscriptLine
+from storeagent.agent.pipeline.interruption import InterruptionConfig, InterruptionJudge, Judgement, Verdict
 from storeagent.agent.pipeline.prompts import Phrases
 from storeagent.agent.pipeline.reply import ReplyResult, ReplyTiming, run_reply
 from storeagent.agent.pipeline.stt_turns import HeardTurn, SttTurns
@@ -60,6 +64,8 @@ class ConversationConfig:
     max_reprompts: int = 2
     max_call_s: float = 600.0
     playout_wait_s: float = 30.0  # bound on waiting for the far end to finish playing before hangup/transfer
+    interruption: InterruptionConfig = field(default_factory=InterruptionConfig)
+    pause_on_onset: bool = True  # False: the old barge-in (clear after speech_start_ms, no false-interruption resume)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,7 @@ class ConversationOutcome:
     transcript: list[TranscriptLine] = field(default_factory=list)
     latencies: list[TurnLatency] = field(default_factory=list)
     barge_ins: int = 0
+    false_interruptions: int = 0  # sounds under the agent's speech that paused it and were resumed
     transfers: list[TransferAttempt] = field(default_factory=list)
     transferred_to: str | None = None  # the staff number that answered
 
@@ -145,6 +152,12 @@ class Conversation:
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._heard = SttTurns()  # finals wait there for the turn they belong to (stt_turns.py)
         self._turn = TurnDetector(cfg.speech_start_ms, cfg.end_of_turn_ms)
+        self._judge = InterruptionJudge(link.fmt.sample_rate, cfg.interruption)
+        self._paused = False  # a pause was sent and neither resume nor clear followed
+        self._pause_sent_at: float | None = None
+        self._turn_seq = 0  # turns opened (SpeechStart); a judgement belongs to the turn open when it decided
+        self._false_turns: dict[int, Judgement] = {}  # turns whose sound was judged not an interruption
+        self._judged_turn = 0  # the turn the sound being judged belongs to (once it opens one)
         self._reply: asyncio.Task[ReplyResult | None] | None = None
         self._utterance: AgentUtterance | None = None
         self._audio_since_clear = False
@@ -191,6 +204,9 @@ class Conversation:
         self.link = link
         self._audio_since_clear = False
         self._turn = TurnDetector(self.cfg.speech_start_ms, self.cfg.end_of_turn_ms)
+        self._judge = InterruptionJudge(link.fmt.sample_rate, self.cfg.interruption)
+        self._paused = False
+        self._false_turns.clear()
         self._uplink_task = asyncio.create_task(self._uplink(link), name="uplink")
 
     def post_dtmf(self, digit: str) -> None:
@@ -281,6 +297,10 @@ class Conversation:
     async def _reply_task(
         self, prefix: str | None, use_llm: bool, turn: _UserTurn | None
     ) -> ReplyResult | None:
+        if self._paused:  # a new reply supersedes what a pause held (never left waiting behind it)
+            self._judge.cancel()
+            self._paused = False
+            await self.link.send_clear()
         u = self.history.start_utterance()
         self._utterance = u
         line = TranscriptLine("agent", "", at=time.monotonic())
@@ -407,16 +427,20 @@ class Conversation:
         while self._utterance is not None and self._utterance.pending and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
-    async def _stop_speaking(self, *, barge: bool, onset_at: float | None = None) -> None:
+    async def _stop_speaking(self, *, barge: bool, onset_at: float | None = None,
+                             stopped_at: float | None = None) -> None:
+        """`stopped_at`: when the pause that already silenced the agent was sent (the barge-in stop time)."""
         was_speaking = self._speaking()
+        held, self._paused = self._paused, False
+        self._judge.cancel()
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
-        if was_speaking:
+        if was_speaking or held:  # a pause is always undone: by resume, or here by clear
             await self.link.send_clear()
             self._audio_since_clear = False
-            if barge and onset_at is not None:
-                self.metrics.barge_in_stop(time.monotonic() - onset_at)
-                self.result.barge_ins += 1
+        if was_speaking and barge and onset_at is not None:
+            self.metrics.barge_in_stop((stopped_at or time.monotonic()) - onset_at)
+            self.result.barge_ins += 1
         for u in self.history.utterances()[-2:]:
             if u.unfinished:  # also a clause cut off while its audio was still being synthesized
                 u.interrupted = True
@@ -429,11 +453,14 @@ class Conversation:
             if isinstance(item, AudioFrame):
                 speech = self.vad.is_speech(item.pcm)
                 self._heard.frame(speech, item.received)
+                if self.cfg.pause_on_onset:
+                    await self._judge_frame(speech, item)
                 ev = self._turn.feed(speech, item.received)
                 if isinstance(ev, SpeechStart):
                     self._last_activity = ev.detected_at
                     self._waiting_since = None
-                    if self._speaking() or (self._reply is not None and not self._reply.done()):
+                    self._turn_seq += 1
+                    if not self.cfg.pause_on_onset and self._talking():
                         await self._stop_speaking(barge=True, onset_at=ev.onset_at)
                     streaming = True
                     for pcm in preroll:
@@ -447,7 +474,7 @@ class Conversation:
                 if isinstance(ev, TurnEnd):
                     streaming = False
                     self._last_activity = ev.detected_at
-                    self._spawn(self._finish_turn(ev))
+                    self._spawn(self._finish_turn(ev, self._turn_seq))
             elif isinstance(item, MarkReport):
                 self.history.on_mark(item.name, item.event)
                 if item.event == "played":  # the reprompt timer runs from what the caller finished hearing
@@ -459,18 +486,84 @@ class Conversation:
         if not self._audio_suspended and link is self.link:
             self._events.put_nowait(_Hangup("audio link closed"))
 
-    async def _finish_turn(self, end: TurnEnd) -> None:
+    def _talking(self) -> bool:
+        """The agent speaks or is about to (a reply is being made): a caller's sound may be an interruption."""
+        return self._speaking() or (self._reply is not None and not self._reply.done())
+
+    async def _judge_frame(self, speech: bool, frame: AudioFrame) -> None:
+        if self._judge.pending:
+            judged = self._judge.feed(speech, frame.pcm, frame.received)
+            if judged is not None:
+                await self._on_judgement(judged)
+        elif self._talking():
+            if self._judge.onset(speech, frame.pcm, frame.received):
+                self._paused = True
+                self._pause_sent_at = time.monotonic()
+                await self.link.send_pause()  # the caller hears the agent stop now; the judge decides the rest
+                # the turn open now, or (before its SpeechStart) the next one
+                self._judged_turn = self._turn_seq + (0 if self._turn.in_turn else 1)
+                self._spawn(self._pause_watchdog(self._pause_sent_at))
+        else:
+            self._judge.observe(speech, frame.pcm)
+
+    async def _pause_watchdog(self, sent_at: float) -> None:
+        """The judge runs on uplink frames, which the far end sends every 20 ms even in silence; should they stop
+        coming, a pause must still not hold the agent's speech for good."""
+        await asyncio.sleep(self.cfg.interruption.max_window_ms / 1000 + 0.5)
+        if self._paused and self._pause_sent_at == sent_at:
+            self._judge.cancel()
+            self._paused = False
+            log.info("no uplink audio to judge a pause by: resuming")
+            await self.link.send_resume()
+
+    async def _on_judgement(self, judged: Judgement) -> None:
+        if judged.verdict is Verdict.REAL:
+            log.info("interruption (%s after %.0f ms)", judged.reason, (judged.decided_at - judged.onset_at) * 1000)
+            self._false_turns.pop(self._judged_turn, None)  # the caller went on talking: this turn is real
+            self._record_interruption("real")
+            await self._stop_speaking(barge=True, onset_at=judged.onset_at, stopped_at=self._pause_sent_at)
+            return
+        self._record_interruption("false")
+        self.result.false_interruptions += 1
+        if self._turn_seq >= self._judged_turn:  # the sound opened a turn: its transcript gets a second look
+            self._false_turns[self._judged_turn] = judged
+        if self._paused:
+            self._paused = False
+            await self.link.send_resume()
+
+    def _record_interruption(self, verdict: str) -> None:
+        rec = getattr(self.metrics, "interruption", None)
+        if callable(rec):
+            rec(verdict)
+
+    async def _finish_turn(self, end: TurnEnd, seq: int) -> None:
         if self._heard.already_decided(end):
             return  # the provider's endpointing answered this speech already
-        if end.speech_ms >= self.cfg.min_turn_ms:
+        judging = seq in self._false_turns or (self._judge.pending and seq >= self._judged_turn)
+        if end.speech_ms >= self.cfg.min_turn_ms and not judging:
             # From here the caller waits for us: the ack watchdog bounds the dead air whatever the providers do.
             self._waiting_since = end.detected_at
             self._spawn(self._ack_watchdog(end.detected_at))
         if not self._heard.covered(end):
             await self.stt.finalize()
         if end.speech_ms < self.cfg.min_turn_ms:
+            self._false_turns.pop(seq, None)
             return
-        self._user_turn(await self._heard.collect(end, self.cfg.stt_final_timeout_s), end)
+        await self._answer(await self._heard.collect(end, self.cfg.stt_final_timeout_s), end, seq)
+
+    async def _answer(self, heard: HeardTurn | None, end: TurnEnd, seq: int) -> None:
+        """A turn whose sound paused the agent and was judged no interruption (or is still being judged) gets a
+        second look at its words: backchannels and voiceless words are dropped; real words ("wait, what about
+        Sunday") stop the resumed playout and are answered."""
+        judged = self._false_turns.pop(seq, None)
+        pending = judged is None and self._judge.pending and seq >= self._judged_turn
+        if heard is not None and (judged is not None or pending):
+            if not self._judge.says_something(heard.text, judged):
+                log.info("not an interruption: %r dropped", heard.text[:60])
+                self._waiting_since = None
+                return
+            await self._stop_speaking(barge=True, onset_at=judged.onset_at if judged else self._judge.onset_at)
+        self._user_turn(heard, end)
 
     def _user_turn(self, heard: HeardTurn | None, end: TurnEnd) -> None:
         if heard is None:
@@ -487,11 +580,15 @@ class Conversation:
         self._turn = TurnDetector(self.cfg.speech_start_ms, self.cfg.end_of_turn_ms)
         self._last_activity = self._waiting_since = end.detected_at
         self._spawn(self._ack_watchdog(end.detected_at))
-        self._user_turn(self._heard.take(end), end)
+        self._spawn(self._answer(self._heard.take(end), end, self._turn_seq))
 
     async def _stt_events(self) -> None:
         try:
             async for ev in self.stt.events():
+                if isinstance(ev, Transcript) and self._judge.pending:  # words decide a pending interruption
+                    judged = self._judge.words(ev.text, time.monotonic())
+                    if judged is not None:
+                        await self._on_judgement(judged)
                 if isinstance(ev, Transcript) and ev.is_final:
                     self._heard.final(ev.text, ev.audio_end_at)
                 elif isinstance(ev, UtteranceEnd) and getattr(self.stt, "decides_turns", False):

@@ -1,9 +1,10 @@
 """`WebSocketAudioLink`: one call's audio websocket after the start frame, as the `AudioLink` port.
 
 Outbound scheduling (pipecat-style priority): agent speech and marks wait in one ordered queue; control
-frames (`clear`) go in a second queue that the single writer task always serves first. `send_clear` drops,
-right away, every piece of speech and every mark not yet handed to the socket, so a barge-in never waits behind queued
-audio; marks dropped that way never reached the far end, so the link reports them `cleared` itself.
+frames (`clear`, `pause`, `resume`) go in a second queue that the single writer task always serves first.
+`send_clear` drops, right away, every piece of speech and every mark not yet handed to the socket, so a
+barge-in never waits behind queued audio; `send_pause` drops nothing (the speech waits for `resume`). Marks
+dropped by a clear never reached the far end, so the link reports them `cleared` itself.
 Speech is written in pieces of `downlink_chunk_ms`, so a slow socket leaves droppable pieces queued here.
 
 Reports of marks: `played` reports arrive in queue order; `cleared` reports for marks dropped here come at
@@ -60,6 +61,8 @@ class _Mark:
 
 
 _CLEAR = json.dumps({"type": "clear"})
+_PAUSE = json.dumps({"type": "pause"})
+_RESUME = json.dumps({"type": "resume"})
 
 
 class WebSocketAudioLink:
@@ -142,6 +145,18 @@ class WebSocketAudioLink:
         if self._closed:
             return
         self._ctrl.append(json.dumps(doc, ensure_ascii=False))
+        self._wake.set()
+
+    async def send_pause(self) -> None:
+        if self._closed:
+            return
+        self._ctrl.append(_PAUSE)  # ahead of queued speech; the speech itself stays queued (here and there)
+        self._wake.set()
+
+    async def send_resume(self) -> None:
+        if self._closed:
+            return
+        self._ctrl.append(_RESUME)
         self._wake.set()
 
     async def close(self) -> None:

@@ -124,7 +124,7 @@ async def test_call_through_the_real_agent(harness: Path, tmp_path: Path) -> Non
         tts=ScriptedTTS(first_audio_delay=0.01, seconds_per_char=0.02),
     )
     # greeting (3 s of listening), the question, the answer starts; 3 s into it the caller talks over it
-    caller = silence(3000) + voiced(700) + silence(4000) + voiced(600) + silence(3000)
+    caller = silence(3000) + voiced(700) + silence(4000) + voiced(900) + silence(3000)
     run = HarnessRun(harness, tmp_path, caller, max_s=40)
     tasks: set[asyncio.Future[None]] = set()
 
@@ -157,6 +157,9 @@ async def test_call_through_the_real_agent(harness: Path, tmp_path: Path) -> Non
     events = [m["event"] for m in report["marks"]]
     assert "played" in events, "no mark was ever played"
     assert report["clears"], "the barge-in produced no clear"
+    # the agent paused the core at the onset (pause over the real websocket), then cleared; nothing resumed
+    assert report["pauses"] and report["pauses"][0]["tick"] <= report["clears"][0]["tick"], report["pauses"]
+    assert not report["resumes"]
     assert all(n == 0 for n in report["real_samples_after_clear"]), "speech played in the frame after a clear"
     # cleared marks are reported at the clear, after every played mark before it
     first_cleared = next((i for i, e in enumerate(events) if e == "cleared"), len(events))

@@ -108,8 +108,8 @@ async def _call(app: AgentApp, script: Script, *turns: str, barge_in: bool = Fal
                 assert await call.wait_agent_speaking()
                 await asyncio.sleep(1.5)
                 script.utterance = "where are you"
-                call.say_nowait(utterance(400))
-                await asyncio.sleep(0.6)
+                call.say_nowait(utterance(1000))  # long enough to be an interruption, not a backchannel
+                await asyncio.sleep(1.2)
             await call.wait_agent_done(quiet=0.6)
         if hangup:
             await call.hangup()

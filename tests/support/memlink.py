@@ -1,7 +1,8 @@
 """An in-memory AudioLink with a real 20 ms playout clock, for pipeline tests without sockets.
 
 It behaves like the far end of the audio websocket (mod_storeagent / the loopback): queued speech plays one
-frame per 20 ms, marks are reported `played` when playout passes them and `cleared` on clear.
+frame per 20 ms, marks are reported `played` when playout passes them and `cleared` on clear; `pause` holds
+playout (nothing played, nothing reported) until `resume` or `clear`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ class MemoryLink:
         self._pending = bytearray()
         self.played = bytearray()
         self.clears: list[float] = []
+        self.pauses: list[float] = []
+        self.resumes: list[float] = []
+        self.paused = False
+        self._sent: list[bytes] = []
         self.first_audio_at: float | None = None
         self.sent_bytes = 0
         self.closed = False
@@ -39,13 +44,23 @@ class MemoryLink:
         if self.first_audio_at is None:
             self.first_audio_at = time.monotonic()
         self.sent_bytes += len(pcm)
+        self._sent.append(pcm)
         self._play.append(pcm)
 
     async def send_mark(self, name: str) -> None:
         self._play.append(name)
 
+    async def send_pause(self) -> None:
+        self.pauses.append(time.monotonic())
+        self.paused = True
+
+    async def send_resume(self) -> None:
+        self.resumes.append(time.monotonic())
+        self.paused = False
+
     async def send_clear(self) -> None:
         self.clears.append(time.monotonic())
+        self.paused = False
         self._pending.clear()
         while self._play:
             item = self._play.popleft()
@@ -69,6 +84,10 @@ class MemoryLink:
             self.caller_frame(pcm[i : i + n])
             await asyncio.sleep(0.02)
 
+    def sent_audio(self) -> bytes:
+        """Every byte of speech the agent sent, in order."""
+        return b"".join(self._sent)
+
     @property
     def speaking(self) -> bool:
         return bool(self._play) or bool(self._pending)
@@ -77,6 +96,8 @@ class MemoryLink:
         n = self._fmt.frame_bytes
         while True:
             await asyncio.sleep(0.02)
+            if self.paused:
+                continue
             while len(self._pending) < n and self._play:
                 item = self._play.popleft()
                 if isinstance(item, str):

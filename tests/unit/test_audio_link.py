@@ -93,6 +93,32 @@ async def test_clear_jumps_ahead_of_queued_audio_and_drops_what_was_not_written(
     assert sock.close_code == CLOSE_NORMAL and errors == []
 
 
+async def test_pause_and_resume_jump_ahead_of_queued_audio_and_drop_nothing() -> None:
+    sock = SlowSocket()
+    link = WebSocketAudioLink(
+        "call-p", AudioFormat(8000), sock, lambda w, r: None, AudioWsLimits(downlink_chunk_ms=20)
+    )  # type: ignore[arg-type]
+
+    async def attach(uuid: str, _link: WebSocketAudioLink) -> bool:
+        return True
+
+    serving = asyncio.create_task(link.serve(attach))
+    speech = ramp(4 * FB)
+    await link.send_audio(speech)
+    await link.send_mark("m")
+    await asyncio.wait_for(sock.writing.wait(), WAIT)  # the first piece is stuck in a slow write
+    await link.send_pause()
+    await link.send_resume()
+    sock.release.set()
+    await until(lambda: len(sock.sent) >= 7)
+    pause, resume = json.dumps({"type": "pause"}), json.dumps({"type": "resume"})
+    # the control frames go right after the write in progress; every piece of speech and the mark still follow
+    assert sock.sent == [speech[:FB], pause, resume, speech[FB : 2 * FB], speech[2 * FB : 3 * FB],
+                         speech[3 * FB :], json.dumps({"type": "mark", "name": "m"})]
+    await link.close()
+    await asyncio.wait_for(serving, WAIT)
+
+
 # ------------------------------------------------------------------------------------------------ fuzz
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

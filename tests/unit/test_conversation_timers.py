@@ -15,7 +15,7 @@ from storeagent.agent.ports import AudioFormat, TransferResult
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from storeagent.agent.store.tools import ShopTools
 from support.agent_harness import bakery
-from support.audio import voiced
+from support.audio import silence, voiced
 from support.memlink import MemoryLink
 
 PHRASES = phrases_for("en-US", "Sunrise Bakery")
@@ -86,8 +86,9 @@ async def test_a_greeting_cut_off_mid_clause_keeps_what_the_caller_heard() -> No
         while link.first_audio_at is None:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     await asyncio.sleep(0.45)  # ~0.45 s of the ~0.96 s (10 ms a character) one-clause greeting plays
-    await link.caller_speaks(voiced(300))  # barge-in: the agent clears mid-clause
-    await asyncio.sleep(0.3)
+    # barge-in: the agent pauses at the onset and clears once the caller has clearly gone on talking
+    await link.caller_speaks(voiced(900) + silence(300))
+    assert link.pauses and link.clears and not link.resumes
     conv.post_hangup("NORMAL_CLEARING")
     out = await asyncio.wait_for(task, 10)
     line = next(x for x in out.transcript if x.role == "agent")

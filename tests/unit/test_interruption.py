@@ -1,0 +1,142 @@
+"""The interruption judge (pipeline/interruption.py): which sounds under the agent's speech pause it for good
+(REAL) and which resume it (FALSE), from synthetic frames: voiced speech (a harmonic source WebRTC's VAD calls
+speech), noise bursts shaped like coughs, clicks, and recognizer words."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from storeagent.agent.pipeline.interruption import (
+    InterruptionConfig,
+    InterruptionJudge,
+    Judgement,
+    Verdict,
+    content_words,
+    periodicity,
+)
+from storeagent.agent.pipeline.vad import WebRtcVad
+from support.audio import frames, silence, voiced
+
+RATE = 8000
+
+
+def burst(ms: int, seed: int, amplitude: float = 9000.0) -> bytes:
+    """A cough-like sound: broadband noise with a fast attack and an exponential decay (aperiodic)."""
+    rng = np.random.default_rng(seed)
+    n = RATE * ms // 1000
+    env = np.minimum(1.0, np.arange(n) / (0.01 * RATE)) * np.exp(-np.arange(n) / (0.35 * n))
+    noise = np.convolve(rng.standard_normal(n), np.ones(3) / 3, "same")  # a little low-pass, like a throat
+    return (noise / np.abs(noise).max() * env * amplitude).astype("<i2").tobytes()
+
+
+def click() -> bytes:
+    pcm = np.zeros(160, dtype="<i2")
+    pcm[40:44] = [20000, -20000, 12000, -6000]
+    return pcm.tobytes()
+
+
+def judge_sound(sound: bytes, *, words: dict[int, str] | None = None, tail_ms: int = 1500,
+                cfg: InterruptionConfig | None = None) -> tuple[Judgement | None, int]:
+    """Feeds silence, the sound, then silence; returns the judgement and the frame index it came at."""
+    vad, judge = WebRtcVad(RATE), InterruptionJudge(RATE, cfg or InterruptionConfig())
+    stream = frames(silence(300) + sound + silence(tail_ms))
+    for i, f in enumerate(stream):
+        at = i * 0.02
+        if not judge.pending:
+            if judge.onset(vad.is_speech(f), f, at):
+                opened = i
+            continue
+        if words and i - opened in words:
+            j = judge.words(words[i - opened], at)
+            if j is not None:
+                return j, i
+        j = judge.feed(vad.is_speech(f), f, at)
+        if j is not None:
+            return j, i
+    return None, -1
+
+
+def test_the_caller_talking_on_is_a_real_interruption_decided_by_voice() -> None:
+    j, _ = judge_sound(voiced(1200))
+    assert j is not None and j.verdict is Verdict.REAL and j.reason == "voice"
+    assert 0.55 <= j.decided_at - j.onset_at <= 0.7  # 600 ms of voice, then no further wait
+
+
+def test_coughs_and_clicks_resume_soon_after_they_end() -> None:
+    for seed in range(8):
+        for ms in (120, 250, 400):
+            j, _ = judge_sound(burst(ms, seed))
+            if j is None:  # the VAD never called it speech: the agent was never even paused
+                continue
+            assert j.verdict is Verdict.FALSE, (seed, ms, j)
+            assert j.voiced_ms < 200 and j.decided_at - j.onset_at <= ms / 1000 + 0.3, (seed, ms, j)
+    j, _ = judge_sound(click())
+    assert j is None or (j.verdict is Verdict.FALSE and j.decided_at - j.onset_at <= 0.3)
+
+
+def test_a_short_voiced_sound_waits_briefly_for_words_then_resumes() -> None:
+    j, _ = judge_sound(voiced(400))
+    assert j is not None and j.verdict is Verdict.FALSE and j.reason == "no words"
+    assert 0.9 <= j.decided_at - j.onset_at <= 1.0  # 400 ms sound + 240 ms release + 300 ms for words
+
+
+def test_words_decide_a_short_sound_both_ways() -> None:
+    # a backchannel heard by the recognizer: resume as soon as the sound ended
+    j, _ = judge_sound(voiced(400), words={12: "mm hmm"})
+    assert j is not None and j.verdict is Verdict.FALSE and j.reason == "backchannel"
+    assert j.decided_at - j.onset_at < 0.7
+    # a word that is not one ("wait"): a real interruption at once, before the sound even ends
+    j, _ = judge_sound(voiced(400), words={8: "Wait"})
+    assert j is not None and j.verdict is Verdict.REAL and j.reason == "words"
+    assert j.decided_at - j.onset_at < 0.2
+
+
+def test_words_on_a_voiceless_sound_do_not_make_it_real() -> None:
+    """Recognizers invent words for coughs; without voice behind them they do not interrupt."""
+    for seed in range(4):
+        j, _ = judge_sound(burst(300, seed), words={3: "the"})
+        assert j is None or j.verdict is Verdict.FALSE, (seed, j)
+
+
+def test_steady_noise_resumes_once_and_does_not_pause_again_until_it_stops() -> None:
+    cfg = InterruptionConfig()
+    vad, judge = WebRtcVad(RATE), InterruptionJudge(RATE, cfg)
+    noise = b"".join(burst(200, s, amplitude=6000) for s in range(20))  # 4 s of rough noise
+    stream = frames(silence(200) + noise + silence(400) + voiced(1000))
+    verdicts, pauses = [], 0
+    for i, f in enumerate(stream):
+        speech = vad.is_speech(f)
+        if judge.pending:
+            j = judge.feed(speech, f, i * 0.02)
+            if j is not None:
+                verdicts.append(j.verdict)
+        elif judge.onset(speech, f, i * 0.02):
+            pauses += 1
+    # the noise paused at most once (and resumed); the voice after it was still heard as an interruption
+    assert verdicts[-1] is Verdict.REAL
+    assert all(v is Verdict.FALSE for v in verdicts[:-1]) and pauses <= 2 + verdicts.count(Verdict.FALSE)
+
+
+def test_quiet_frames_never_pause() -> None:
+    judge = InterruptionJudge(RATE)
+    quiet = (np.frombuffer(voiced(20), dtype="<i2") // 80).astype("<i2").tobytes()  # ~-56 dBFS
+    assert not judge.onset(True, quiet, 0.0)
+    assert judge.onset(True, voiced(20), 0.02)
+    assert not judge.onset(True, voiced(20), 0.04)  # one judgement at a time
+
+
+def test_periodicity_tells_voice_from_noise() -> None:
+    v = np.frombuffer(voiced(40), dtype="<i2")
+    n = np.frombuffer(burst(40, 1), dtype="<i2")
+    assert periodicity(v, RATE) > 0.8
+    assert periodicity(n, RATE) < 0.5
+    assert periodicity(np.zeros(320, dtype="<i2"), RATE) == 0.0
+
+
+def test_content_words_fold_case_width_and_two_word_backchannels() -> None:
+    assert content_words("Uh-huh, OKAY. yeah") == []
+    assert content_words("got it, thank you") == []
+    assert content_words("네 네") == [] and content_words("응") == []
+    assert content_words("ｗａｉｔ") == ["wait"]  # full-width folded
+    assert content_words("okay but what about sunday") == ["but", "what", "about", "sunday"]
+    assert content_words("") == []
