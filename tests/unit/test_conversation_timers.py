@@ -85,7 +85,7 @@ async def test_a_greeting_cut_off_mid_clause_keeps_what_the_caller_heard() -> No
     async with asyncio.timeout(10):
         while link.first_audio_at is None:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-    await asyncio.sleep(0.45)  # ~0.45 s of the ~0.96 s (10 ms a character) one-clause greeting plays
+    await asyncio.sleep(0.65)  # ~0.65 s of the ~0.96 s (10 ms a character) one-clause greeting plays
     # barge-in: the agent pauses at the onset and clears once the caller has clearly gone on talking
     await link.caller_speaks(voiced(900) + silence(300))
     assert link.pauses and link.clears and not link.resumes

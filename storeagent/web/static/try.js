@@ -51,7 +51,7 @@ if (root) {
       if (typeof ev.data !== 'string') { playout.port.postMessage({ type: 'audio', pcm: ev.data }, [ev.data]); return; }
       let m; try { m = JSON.parse(ev.data); } catch { return; }
       if (m.type === 'started') { started = true; root.dataset.callId = m.call_id; setState(S.try_live, 'live'); }
-      else if (m.type === 'clear' || m.type === 'mark') playout.port.postMessage(m);
+      else if (['clear', 'mark', 'pause', 'resume'].includes(m.type)) playout.port.postMessage(m);
       else if (m.type === 'transcript') addLine(m.n, m.role, m.text);
       else if (m.type === 'error') setState(m.detail, 'error');
     };

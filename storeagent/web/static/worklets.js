@@ -23,15 +23,19 @@ class CaptureL16 extends AudioWorkletProcessor {
 }
 
 // Agent speech -> speaker, in order with the agent's marks: a mark is reported "played" when playout passes
-// it and "cleared" when a {"type":"clear"} (barge-in) drops it with the speech queued before it.
+// it and "cleared" when a {"type":"clear"} (barge-in) drops it with the speech queued before it. {"type":"pause"}
+// holds playout where it is (queue and marks kept) until {"type":"resume"} or a clear (docs/audio-websocket.md).
 class PlayoutL16 extends AudioWorkletProcessor {
   constructor() {
-    super(); this.queue = []; this.cur = null; this.pos = 0; this.played = 0;
+    super(); this.queue = []; this.cur = null; this.pos = 0; this.played = 0; this.paused = false;
     this.port.onmessage = (e) => {
       const m = e.data;
       if (m.type === 'audio') this.queue.push(new Int16Array(m.pcm));
       else if (m.type === 'mark') this.queue.push({ mark: m.name });
+      else if (m.type === 'pause') this.paused = true;
+      else if (m.type === 'resume') this.paused = false;
       else if (m.type === 'clear') {
+        this.paused = false;
         for (const item of this.queue) if (item.mark !== undefined) this.report(item.mark, 'cleared');
         this.queue = []; this.cur = null; this.pos = 0;
       }
@@ -41,7 +45,7 @@ class PlayoutL16 extends AudioWorkletProcessor {
   process(_inputs, outputs) {
     const out = outputs[0][0];
     let i = 0;
-    while (i < out.length) {
+    while (!this.paused && i < out.length) {
       if (!this.cur) {
         const next = this.queue.shift();
         if (next === undefined) break;
