@@ -9,7 +9,8 @@ wsclient.py); the ESL side is the loopback's `LoopbackEslClient`. Ticks are serv
 than 20 ms after T(k) is counted late (the generator fell behind and its figures are suspect).
 
 Script per call: hear the greeting; ask `--questions` questions (600 ms of a voiced signal), hearing each
-answer out; the last answer is interrupted 0.8 s after it began to play (400 ms); hear the reply; hang up.
+answer out; the last answer is interrupted 0.8 s after it began to play (1 s: longer than a backchannel, so the
+agent's interruption judge clears it); hear the reply; hang up.
 
 What is measured (time.monotonic(), system-wide, so the orchestrator can line it up with the agent's clock):
 - overhead per turn = first agent audio byte *received* after the turn ended - T(decision tick) - the injected
@@ -20,8 +21,9 @@ What is measured (time.monotonic(), system-wide, so the orchestrator can line it
 - barge-in: onset = T(tick of the interruption's first frame).
   clear = `clear` received - onset.
   stop = T(first playout tick from which no more agent audio is played) - onset: the first tick at or after
-  the clear's arrival when speech was still queued then, else the tick after the last agent audio played
-  (the reply was in a pause). A barge-in with no clear by the end of the call is `missed`; none is dropped.
+  the arrival of the first `pause` (the agent pauses at the onset, then clears) or `clear`, when speech was
+  still queued then, else the tick after the last agent audio played (the reply was in a pause). A barge-in
+  with no clear by the end of the call is `missed`; none is dropped.
 - underruns: playout ran dry mid-utterance (`PlayoutBuffer.underruns`).
 Prints one JSON object.
 """
@@ -77,7 +79,7 @@ def frames(pcm: bytes) -> list[bytes]:
 
 
 QUESTION = frames(voiced(600))
-INTERRUPTION = frames(voiced(400))
+INTERRUPTION = frames(voiced(1000))
 
 
 class Step(Enum):
@@ -94,8 +96,9 @@ class BargeIn:
     onset_tick: int
     onset_at: float
     clear_at: float | None = None
-    last_active_before_clear: int | None = None
-    dropped: int = 0  # bytes of agent speech still queued when the clear came
+    stop_at: float | None = None  # the first pause or clear after the onset: playout stopped there
+    last_active_before_clear: int | None = None  # before stop_at
+    dropped: int = 0  # bytes of agent speech still queued at stop_at
 
 
 @dataclass
@@ -146,6 +149,9 @@ class Call:
         if len(words) >= 3 and words[2] == "stop" and self.ws is not None:
             self.ws.close()
             return "+OK\n"
+        if len(words) == 3 and words[2] in ("pause", "resume"):
+            self._pause(words[2] == "pause", asyncio.get_running_loop().time())
+            return "+OK\n"
         if len(words) >= 3 and words[2] == "clear":
             self._clear(asyncio.get_running_loop().time())
             return "+OK\n"
@@ -184,14 +190,30 @@ class Call:
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "clear":
             self._clear(now)
+        elif kind in ("pause", "resume"):
+            self._pause(kind == "pause", now)
         elif kind == "mark" and isinstance(msg.get("name"), str):
             self.playout.mark(msg["name"])
 
+    def _stopped(self, now: float, queued: int) -> None:
+        b = self.result.barge
+        if b is not None and b.stop_at is None and now >= b.onset_at:
+            b.stop_at, b.last_active_before_clear, b.dropped = now, self.last_active, queued
+
+    def _pause(self, pause: bool, now: float) -> None:
+        if pause:
+            self._stopped(now, self.playout.buffered_bytes)
+            self.playout.pause()
+        else:
+            self.playout.resume()
+
     def _clear(self, now: float) -> None:
-        dropped, cleared = self.playout.clear()
+        queued = self.playout.buffered_bytes
+        _, cleared = self.playout.clear()
+        self._stopped(now, queued)
         b = self.result.barge
         if b is not None and b.clear_at is None and now >= b.onset_at:
-            b.clear_at, b.last_active_before_clear, b.dropped = now, self.last_active, dropped
+            b.clear_at = now
         self._marks(cleared, "cleared")
         if self.step is Step.AFTER_BARGE:  # from here on, audio is the reply to the interruption
             self.heard, self.quiet = False, 0
@@ -382,7 +404,8 @@ class Generator:
                 missed += 1
                 continue
             clear.append(b.clear_at - b.onset_at)
-            first_after_clear = max(b.onset_tick, math.ceil((b.clear_at - self.t0) / FRAME_S - 1e-9))
+            stop_at = b.stop_at if b.stop_at is not None else b.clear_at
+            first_after_clear = max(b.onset_tick, math.ceil((stop_at - self.t0) / FRAME_S - 1e-9))
             last = b.last_active_before_clear if b.last_active_before_clear is not None else -1
             # Speech still queued: it played on every tick due before the clear came (also a tick this process
             # had not served yet). Nothing queued: the reply was in a pause and stopped after its last frame.
