@@ -192,7 +192,7 @@ def run_calls(limit: int = 0) -> dict[str, Any]:
     for _, qs, seed in plan:
         for n, q in enumerate(qs):
             _phone(q.text, seed + n)
-        for k, text in enumerate(FIXED):
+        for _k, text in enumerate(FIXED):
             for off in (0, 1, 2, *range(len(qs))):
                 if text in BACKCHANNELS:
                     _phone(text, off)
