@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
@@ -13,6 +13,7 @@ from storeagent.web.i18n import Translate
 from storeagent.web.repo import Repo
 from storeagent.web.settings import WebSettings
 from storeagent.web.shops import Shops
+from storeagent.web.throttle import Throttle
 
 SESSION_COOKIE = "sa_session"
 LANG_COOKIE = "sa_lang"
@@ -41,6 +42,7 @@ class Web:
     repo: Repo
     shops: Shops
     metrics: WebMetrics
+    throttle: Throttle = field(default_factory=Throttle)
 
 
 WEB_KEY = web.AppKey("storeagent_web", Web)

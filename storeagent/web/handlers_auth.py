@@ -18,14 +18,15 @@ def _set_session(request: web.Request, resp: web.StreamResponse, sid: str) -> No
     resp.set_cookie(SESSION_COOKIE, sid, max_age=int(s.session_ttl_s), httponly=True, samesite="Lax",
                     secure=s.secure_cookies, path="/")
 
-def _login_page(request: web.Request, error: str = "", shop: str = "", username: str = "") -> web.Response:
+def _login_page(request: web.Request, error: str = "", shop: str = "", username: str = "",
+                status: int | None = None) -> web.Response:
     t = tr(request)
     body = (notice(error, "error") if error else "") + f"""<form method="post" action="/login" class="card narrow">
 {field(t("shop_id"), "shop", shop, required=True, autocomplete="organization", autocapitalize="none")}
 {field(t("username"), "username", username, required=True, autocomplete="username", autocapitalize="none")}
 {field(t("password"), "password", type_="password", required=True, autocomplete="current-password")}
 <button class="primary">{esc(t("signin"))}</button></form>"""
-    status = 401 if error else 200
+    status = status or (401 if error else 200)
     return web.Response(text=page(t, lang_of(request), t("signin_title"), body, path="/login"),
                         content_type="text/html", status=status)
 
@@ -43,10 +44,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     w, t = ctx(request), tr(request)
     form = await request.post()
     shop, user, pw = (str(form.get(k, ""))[:PASSWORD_MAX] for k in ("shop", "username", "password"))
+    keys = (f"user:{shop.strip()}/{user.strip()}"[:200], f"addr:{request.remote}")
+    if w.throttle.blocked(*keys):
+        w.metrics.signins.labels("throttled").inc()
+        return _login_page(request, t("signin_throttled"), shop, user, status=429)
     owner = await w.auth.sign_in(shop.strip(), user.strip(), pw) if w.settings.shop(shop.strip()) else None
     w.metrics.signins.labels("ok" if owner else "refused").inc()
     if owner is None:
+        w.throttle.failed(*keys)
         return _login_page(request, t("signin_failed"), shop, user)
+    w.throttle.succeeded(keys[0])
     resp = web.HTTPSeeOther(f"/s/{shop.strip()}/today")
     _set_session(request, resp, await w.auth.start_session(owner))
     raise resp

@@ -136,3 +136,19 @@ async def test_hostile_text_is_escaped_and_numbers_masked(web_env: Env) -> None:
     assert "+821099998888" in await (await client.get(f"/s/{SHOP_A}/calls?reveal=1")).text()
     assert re.search(r"Content-Security-Policy", str((await client.get("/login")).headers))
     assert await csrf_of(client, f"/s/{SHOP_A}/calls")
+
+
+async def test_repeated_wrong_passwords_are_throttled(web_env: Env) -> None:
+    w, client = web_env
+    await signed_in(w, client, SHOP_A)
+    client.session.cookie_jar.clear()
+    for _ in range(w.throttle.limit):
+        r = await client.post("/login", data={"shop": SHOP_A, "username": "owner", "password": "guess guess"})
+        assert r.status == 401
+    r = await client.post("/login", data={"shop": SHOP_A, "username": "owner", "password": PASSWORD})
+    assert r.status == 429  # even the right password waits out the window
+    now = w.throttle._clock()
+    w.throttle._clock = lambda: now + w.throttle.window_s + 1
+    r = await client.post("/login", data={"shop": SHOP_A, "username": "owner", "password": PASSWORD},
+                          allow_redirects=False)
+    assert r.status == 303
