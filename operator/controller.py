@@ -355,15 +355,20 @@ class Controller:
             try:
                 async with st.child_lock:
                     dep = await self._apply_deployment(st, resources.desired_deployment(st.shop, self.settings))
-            except NameInUse as e:
-                await self._failed(st, "NameInUse", str(e))
-                return
-            except ApplyFailed as e:
-                await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
+            except (NameInUse, ApplyFailed) as e:
+                await self._restore_refused(st, e)
                 return
             self._restored(st, "Deployment", st.name, "deleted" if gone else "edited", t0)
         self._observe_deployment(st, dep)
         await self.refresh_status(st)
+
+    async def _restore_refused(self, st: ShopState, e: NameInUse | ApplyFailed) -> None:
+        """A restore outside a reconcile could not write: the status and an Event say why (no exception: the
+        watch event that asked for it has nobody to retry it; the shop's next reconcile or event does)."""
+        if isinstance(e, NameInUse):
+            await self._failed(st, "NameInUse", str(e))
+        else:
+            await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
 
     def _restored(self, st: ShopState, kind: str, name: str, why: str, t0: float) -> None:
         took = time.monotonic() - t0
@@ -410,11 +415,8 @@ class Controller:
                 desired = next(o for o in resources.desired_all(shop, self.settings)
                                if o["kind"] == kind and o["metadata"]["name"] == name)
                 out = await self.children.apply(st.children, desired, st.name, st.uid)
-        except NameInUse as e:
-            await self._failed(st, "NameInUse", str(e))
-            return
-        except ApplyFailed as e:
-            await self._failed(st, "ApplyFailed", self._verdict(str(e), e.error))
+        except (NameInUse, ApplyFailed) as e:
+            await self._restore_refused(st, e)
             return
         # An apply that changed nothing (someone else's status update, a label of theirs) is no restore.
         if event_type == "DELETED" or out["metadata"].get("resourceVersion") != rv:
