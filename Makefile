@@ -99,8 +99,10 @@ bench-speech: venv deps
 bench-quality: venv deps
 	$(BIN)/python bench/quality/run.py --calls $(BENCH_ARGS)
 
+# N shops (default 1,000; `make bench-operator N=5000` for the big run, outside CI): floor, operator, onboarding.
+N ?= 1000
 bench-operator: venv deps controlplane
-	$(BIN)/python bench/operator_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/operator_bench.py --count $(N) $(BENCH_ARGS)
 
 crds: venv
 	$(BIN)/python -P -m storeagent.operator.crdgen crds/

@@ -1,40 +1,80 @@
-"""`make bench-operator`: N StoreAgents applied at once against the local control plane.
+"""`make bench-operator [N=1000]`: N shops on a real control plane, with and without the operator, in one run.
 
-Measures the time from the first create until every StoreAgent reports Ready=True at its generation (pods
-Running and Ready under kwok, dialplans written, reloadxml acknowledged by the FreeSWITCH ESL stand-in), and the
-operator process's peak RSS (VmHWM). The operator runs as in production: a subprocess under the chart's RBAC,
-default settings. Prints a human summary, appends nothing anywhere; the LAST line is one JSON object:
-{"storeagents": N, "converge_s": ..., "operator_peak_rss_mb": ...}
+1. Floor: a fresh control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) takes the
+   same objects without the operator: the bench POSTs the N StoreAgents, applies each shop's six children
+   itself (the operator's own pure builders, server-side apply, the operator's field manager) and writes the
+   16 dialplan ConfigMaps once. Done when every Deployment has its pods Ready (kwok) and the dialplans are in.
+2. Operator: another fresh control plane of the same build and flags; the operator runs as in production (a
+   subprocess under the chart's RBAC, default settings, a FreeSWITCH inbound-ESL stand-in for `reloadxml`, and
+   a stand-in answering every agent's /v1/stats). The bench POSTs the N StoreAgents with the same client and
+   concurrency; done when every one reports Ready=True at its generation. Then onboarding: one more shop every
+   `--onboard-interval` s (`--onboard` of them) while the stats loop polls all N: create -> Ready p50/p95.
 
-    python bench/operator_bench.py [--count 1000] [--replicas 1] [--timeout 900]
+Readiness comes from watches (the time each event arrived), CPU from /proc/<pid>/stat, peak RSS from VmHWM,
+CPU pressure from /proc/pressure/cpu, requests by verb from the API server's audit log
+(bench/operator-audit-policy.yaml). Prints a summary to stderr; the LAST line on stdout is one JSON object.
+
+    python bench/operator_bench.py [--count 1000] [--onboard 30] [--skip-floor] [--timeout 1800]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
 import tempfile
 import time
-import urllib.error
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import aiohttp
 
-from support.controlplane import ControlPlane
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from opbench_lib import (
+    Pressure,
+    Shop,
+    StatsServer,
+    Watch,
+    audit_counts,
+    by_component,
+    cpu_s,
+    deployment_ready,
+    loadavg,
+    per_shop,
+    quantile,
+    storeagent_ready,
+    tail,
+    vm_mb,
+)
+
+from storeagent.operator import dialplan, model, resources, settings
+from storeagent.operator.k8s import Api, ApiError, load_credentials
+from support.controlplane import REPO, ControlPlane
 from support.fake_freeswitch_esl import FakeFreeSwitchEsl
-from support.operator_env import API, OperatorProcess, create_namespace, install
+from support.operator_env import API, SYSTEM_NS, OperatorProcess, create_namespace, install
 
 NS = "bench"
+POLICY = REPO / "bench" / "operator-audit-policy.yaml"
+OPERATOR_USER = f"system:serviceaccount:{SYSTEM_NS}:storeagent-operator"
+ADMIN_USER = "storeagent-test-admin"
+Obj = dict[str, Any]
 
 
-def storeagent(i: int, replicas: int) -> dict[str, Any]:
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def storeagent(i: int, replicas: int) -> Obj:
     return {
         "apiVersion": "storeagent.dev/v1alpha1", "kind": "StoreAgent",
-        "metadata": {"name": f"shop-{i:04d}", "namespace": NS},
+        "metadata": {"name": f"shop-{i:05d}", "namespace": NS},
         "spec": {
             "phoneNumbers": [f"+1555{i:07d}"],
             "profile": {"name": f"Shop {i}", "timezone": "America/New_York",
@@ -46,85 +86,287 @@ def storeagent(i: int, replicas: int) -> dict[str, Any]:
     }
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def control_plane(workdir: Path) -> ControlPlane:
+    audit = ["--audit-log-format=json", f"--audit-policy-file={POLICY}", f"--audit-log-path={workdir / 'audit.log'}",
+             "--audit-log-maxsize=0", "--audit-log-maxbackup=0"]
+    return ControlPlane(workdir, apiserver_args=audit)
 
 
-def count_ready(cp: ControlPlane) -> int:
-    items = cp.request("GET", f"{API}/namespaces/{NS}/storeagents")["items"]
-    n = 0
-    for o in items:
-        st = o.get("status") or {}
-        if st.get("observedGeneration") != o["metadata"]["generation"]:
-            continue
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or []):
-            n += 1
-    return n
+async def create(api: Api, doc: Obj) -> Obj:
+    path = f"{API}/namespaces/{NS}/storeagents"
+    for attempt in range(8):
+        try:
+            out = await api.request("POST", path, doc)
+            assert out is not None
+            return out
+        except ApiError as e:
+            if e.status == 409:
+                got = await api.request("GET", f"{path}/{doc['metadata']['name']}")
+                assert got is not None
+                return got
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.5 * (attempt + 1))
+    raise RuntimeError(f"could not create {doc['metadata']['name']}")
+
+
+async def bounded(n: int, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+    slots = asyncio.Semaphore(n)
+
+    async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async with slots:
+            await job()
+
+    await asyncio.gather(*(one(j) for j in jobs))
+
+
+def cp_cpu(cp: ControlPlane) -> dict[str, float]:
+    return {name: round(cpu_s(p.pid), 1) for name, p in cp.procs.items()}
+
+
+def minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: round(v - b.get(k, 0.0), 1) for k, v in a.items()}
+
+
+def watch_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(read_bufsize=2**22, timeout=aiohttp.ClientTimeout(total=None))
+
+
+async def wait_ready(shops: dict[str, Shop], names: list[str], timeout_at: float, what: str,
+                     sample: Callable[[], None] = lambda: None) -> bool:
+    last = 0.0
+    while time.monotonic() < timeout_at:
+        sample()
+        ready = sum(1 for n in names if shops[n].ready is not None)
+        if ready == len(names):
+            return True
+        if time.monotonic() - last > 10:
+            log(f"{what}: {ready}/{len(names)} Ready (load average {loadavg()})")
+            last = time.monotonic()
+        await asyncio.sleep(0.5)
+    return False
+
+
+# -- 1. the floor ----------------------------------------------------------------------------------------------
+async def floor(cp: ControlPlane, a: argparse.Namespace) -> Obj:
+    cfg, _ = settings.parse([])
+    api = Api(load_credentials(str(cp.kubeconfig)))
+    creds = load_credentials(str(cp.kubeconfig))
+    names = [f"shop-{i:05d}" for i in range(a.count)]
+    shops = {n: Shop() for n in names}
+
+    def on_deployment(o: Obj) -> None:
+        s = shops.get(o["metadata"]["name"])
+        if s is not None and s.ready is None and deployment_ready(o):
+            s.ready = s.deployment_ready = time.monotonic()
+
+    files: dict[str, dict[str, str]] = {}
+    async with watch_session() as session:
+        w = Watch(session, creds, f"/apis/apps/v1/namespaces/{NS}/deployments", on_deployment).start()
+        await w.synced.wait()
+        base_cpu, psi = cp_cpu(cp), Pressure()
+        t0 = time.monotonic()
+
+        async def shop(i: int) -> None:
+            doc = storeagent(i, a.replicas)
+            shops[names[i]].created = time.monotonic()
+            made = await create(api, doc)
+            meta = made["metadata"]
+            parsed = model.parse_spec(doc["spec"])
+            sh = resources.Shop(meta["name"], NS, meta["uid"], parsed)
+            *support, deployment = resources.desired_all(sh, cfg)
+            await asyncio.gather(*(api.apply(o) for o in support))
+            await api.apply(deployment)
+            xml = dialplan.render(namespace=NS, name=sh.name, numbers=list(parsed.phone_numbers),
+                                  service_host=sh.service_host, esl_port=resources.ESL_PORT, fallback=parsed.fallback,
+                                  bridge_template=settings.bridge_template(cfg.gateway),
+                                  apology=dialplan.apology_file(parsed.language), generation=meta.get("generation", 1))
+            shard = dialplan.configmap_name(dialplan.shard_of(NS, sh.name))
+            files.setdefault(shard, {})[dialplan.file_key(NS, sh.name)] = xml
+
+        await bounded(a.workers, [lambda i=i: shop(i) for i in range(a.count)])  # type: ignore[misc]
+        applied_s = time.monotonic() - t0
+        # The dialplan ConfigMaps, written once with every shop's file.
+        await asyncio.gather(*(api.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                                          "metadata": {"name": shard, "namespace": cfg.freeswitch_namespace,
+                                                       "labels": {"app.kubernetes.io/managed-by": resources.MANAGED_BY,
+                                                                  "storeagent.dev/dialplan": "true"}},
+                                          "data": data}) for shard, data in files.items()))
+        dialplans_s = time.monotonic() - t0
+        ok = await wait_ready(shops, names, t0 + a.timeout, "floor")
+        await w.stop()
+    await api.close()
+    times = [s.ready for s in shops.values() if s.ready is not None]
+    converge = max([*times, t0 + dialplans_s]) - t0 if ok else None
+    return {"converge_s": round(converge, 1) if converge else None, "applied_s": round(applied_s, 1),
+            "dialplans_written_s": round(dialplans_s, 1), "cpu_pressure_pct": psi.percent(),
+            "control_plane_cpu_s": minus(cp_cpu(cp), base_cpu), "tail": tail(shops, t0)}
+
+
+# -- 2. the operator -------------------------------------------------------------------------------------------
+async def with_operator(cp: ControlPlane, a: argparse.Namespace, tmp: Path, marks: dict[str, datetime]) -> Obj:
+    kubeconfig = install(cp)
+    create_namespace(cp, NS)
+    api = Api(load_credentials(str(cp.kubeconfig)))
+    creds = load_credentials(str(cp.kubeconfig))
+    names = [f"shop-{i:05d}" for i in range(a.count)]
+    extra = [f"shop-{i:05d}" for i in range(a.count, a.count + a.onboard)]
+    shops = {n: Shop() for n in [*names, *extra]}
+    now = time.monotonic
+
+    def on_storeagent(o: Obj) -> None:
+        s = shops.get(o["metadata"]["name"])
+        if s is None:
+            return
+        ok, reason = storeagent_ready(o)
+        label = "Ready" if ok else reason
+        if not s.reasons or s.reasons[-1][1] != label:
+            s.reasons.append((now(), label))
+        if ok and s.ready is None:
+            s.ready = now()
+
+    def on_deployment(o: Obj) -> None:
+        s = shops.get(o["metadata"]["name"])
+        if s is not None and s.deployment_ready is None and deployment_ready(o):
+            s.deployment_ready = now()
+
+    with FakeFreeSwitchEsl() as esl, StatsServer() as stats:
+        op = OperatorProcess(kubeconfig, tmp / "operator.log", [f"--freeswitch-esl=127.0.0.1:{esl.port}",
+                                                                f"--stats-address-override={stats.address}"])
+        op.start()
+        peak = [0.0]
+
+        def sample() -> None:
+            peak[0] = max(peak[0], vm_mb(op.pid))
+            if not op.alive():
+                raise RuntimeError("operator exited:\n" + op.log_tail())
+
+        async with watch_session() as session:
+            ws = [Watch(session, creds, f"{API}/namespaces/{NS}/storeagents", on_storeagent).start(),
+                  Watch(session, creds, f"/apis/apps/v1/namespaces/{NS}/deployments", on_deployment).start()]
+            await asyncio.gather(*(w.synced.wait() for w in ws))
+            await asyncio.sleep(5)  # the operator up and watching before the burst
+            idle_rss = vm_mb(op.pid, "VmRSS")
+            base_cpu, op_cpu0, psi = cp_cpu(cp), cpu_s(op.pid), Pressure()
+            marks["operator_from"] = datetime.now(UTC)
+            t0 = now()
+
+            async def shop(i: int) -> None:
+                shops[f"shop-{i:05d}"].created = now()
+                await create(api, storeagent(i, a.replicas))
+
+            await bounded(a.workers, [lambda i=i: shop(i) for i in range(a.count)])  # type: ignore[misc]
+            applied_s = now() - t0
+            log(f"operator: {a.count} StoreAgents created in {applied_s:.1f} s")
+            ok = await wait_ready(shops, names, t0 + a.timeout, "operator", sample)
+            sample()
+            marks["operator_converged"] = datetime.now(UTC)
+            times = [shops[n].ready for n in names if shops[n].ready is not None]
+            out: Obj = {
+                "converge_s": round(max(times) - t0, 1) if ok and times else None, "ready": len(times),
+                "created_s": round(applied_s, 1), "cpu_pressure_pct": psi.percent(),
+                "operator_cpu_s": round(cpu_s(op.pid) - op_cpu0, 1), "operator_idle_rss_mb": round(idle_rss, 1),
+                "operator_rss_at_converge_mb": round(vm_mb(op.pid, "VmRSS"), 1),
+                "operator_peak_rss_mb": round(peak[0], 1), "control_plane_cpu_s": minus(cp_cpu(cp), base_cpu),
+                "reloadxml_rounds": esl.reloads, "tail": tail({n: shops[n] for n in names}, t0),
+            }
+            if ok and a.onboard:
+                out["onboarding"] = await onboard(a, api, shops, extra, sample, stats, marks)
+            sample()
+            out["operator_peak_rss_mb"] = round(peak[0], 1)
+            for w in ws:
+                await w.stop()
+        op.stop()
+    await api.close()
+    return out
+
+
+async def onboard(a: argparse.Namespace, api: Api, shops: dict[str, Shop], extra: list[str],
+                  sample: Callable[[], None], stats: StatsServer, marks: dict[str, datetime]) -> Obj:
+    """With N shops converged and their stats being polled: one new shop every interval, create -> Ready."""
+    await asyncio.sleep(a.settle)
+    polls0, psi = stats.polls, Pressure()
+    marks["onboard_from"] = datetime.now(UTC)
+    t_start = time.monotonic()
+    pending: list[asyncio.Task[Obj]] = []
+    for k, name in enumerate(extra):
+        shops[name].created = time.monotonic()
+        pending.append(asyncio.create_task(create(api, storeagent(a.count + k, a.replicas))))
+        await asyncio.sleep(a.onboard_interval)
+        sample()
+    await asyncio.gather(*pending)
+    await wait_ready(shops, extra, time.monotonic() + 180, "onboarding", sample)
+    marks["onboard_until"] = datetime.now(UTC)
+    lat = [s.ready - s.created for n in extra if (s := shops[n]).ready is not None and s.created is not None]
+    pods = [s.deployment_ready - s.created for n in extra
+            if (s := shops[n]).deployment_ready is not None and s.created is not None]
+    return {"shops": len(extra), "ready": len(lat), "p50_s": quantile(lat, 0.5), "p95_s": quantile(lat, 0.95),
+            "max_s": quantile(lat, 1.0), "pods_ready_p50_s": quantile(pods, 0.5),
+            "pods_ready_p95_s": quantile(pods, 0.95), "cpu_pressure_pct": psi.percent(),
+            "stats_polls_per_s": round((stats.polls - polls0) / max(0.1, time.monotonic() - t_start), 1)}
+
+
+def requests(audit: Path, user: str, n: int, since: datetime | None, until: datetime | None,
+             agent: Callable[[str], bool] = lambda _: True) -> Obj:
+    by_verb, by_code = audit_counts(audit, user, since, until, agent)
+    return {"per_shop": per_shop(by_verb, n), "codes": dict(by_code)}
+
+
+def is_bench(user_agent: str) -> bool:
+    return "aiohttp" in user_agent  # the bench's client; the control plane's components name themselves
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--replicas", type=int, default=1, help="agent pods per shop")
-    p.add_argument("--timeout", type=float, default=900)
-    p.add_argument("--workers", type=int, default=16, help="parallel create requests")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds for each phase to converge")
+    p.add_argument("--workers", type=int, default=32, help="shops created concurrently (both phases)")
+    p.add_argument("--onboard", type=int, default=30, help="shops created one by one after converging (0: none)")
+    p.add_argument("--onboard-interval", type=float, default=2.0)
+    p.add_argument("--settle", type=float, default=20.0, help="seconds of steady state before onboarding")
+    p.add_argument("--skip-floor", action="store_true")
     a = p.parse_args(argv)
     # SIGTERM (timeout, CI cancel) unwinds the context managers, so no control-plane process is left behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp, ControlPlane(Path(tmp)) as cp, \
-            FakeFreeSwitchEsl() as esl:
-        kubeconfig = install(cp)
-        create_namespace(cp, NS)
-        op = OperatorProcess(kubeconfig, Path(tmp) / "operator.log", [f"--freeswitch-esl=127.0.0.1:{esl.port}"])
-        op.start()
-        time.sleep(3)  # operator up and watching before the burst
-        docs = [storeagent(i, a.replicas) for i in range(a.count)]
-
-        def create(doc: dict[str, Any]) -> None:
-            for attempt in range(5):
-                try:
-                    cp.request("POST", f"{API}/namespaces/{NS}/storeagents", doc)
-                    return
-                except urllib.error.HTTPError as e:
-                    if e.code == 409:
-                        return
-                    time.sleep(0.5 * (attempt + 1))
-            raise RuntimeError(f"could not create {doc['metadata']['name']}")
-
-        t0 = time.monotonic()
-        with ThreadPoolExecutor(a.workers) as pool:
-            list(pool.map(create, docs))
-        applied_s = time.monotonic() - t0
-        print(f"bench: {a.count} StoreAgents created in {applied_s:.1f} s", file=sys.stderr)
-        ready = 0
-        peak = 0.0
-        last_print = 0.0
-        while time.monotonic() - t0 < a.timeout:
-            ready = count_ready(cp)
-            peak = max(peak, peak_rss_mb(op.pid))
-            if ready >= a.count:
-                break
-            if not op.alive():
-                print(op.log_tail(), file=sys.stderr)
-                return 1
-            if time.monotonic() - last_print > 10:
-                print(f"bench: {ready}/{a.count} Ready after {time.monotonic() - t0:.0f} s, operator RSS peak "
-                      f"{peak:.0f} MB", file=sys.stderr)
-                last_print = time.monotonic()
-            time.sleep(1)
-        converge = time.monotonic() - t0
-        peak = max(peak, peak_rss_mb(op.pid))
-        op.stop()
-        ok = ready >= a.count
-        print(f"bench: {ready}/{a.count} Ready in {converge:.1f} s ({'converged' if ok else 'TIMED OUT'}); "
-              f"operator peak RSS {peak:.0f} MB; reloadxml rounds {esl.reloads}", file=sys.stderr)
-        print(json.dumps({"storeagents": a.count, "converge_s": round(converge, 1) if ok else None,
-                          "operator_peak_rss_mb": round(peak, 1), "ready": ready, "replicas_per_shop": a.replicas,
-                          "create_s": round(applied_s, 1), "reloadxml_rounds": esl.reloads}))
-        return 0 if ok else 1
+    result: Obj = {"storeagents": a.count, "replicas_per_shop": a.replicas, "load_before": loadavg()}
+    with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        if not a.skip_floor:
+            (tmp / "floor").mkdir()
+            with control_plane(tmp / "floor") as cp:
+                install(cp)
+                create_namespace(cp, NS)
+                result["floor"] = asyncio.run(floor(cp, a))
+            floor_audit = tmp / "floor" / "audit.log"
+            result["floor"]["requests"] = requests(floor_audit, ADMIN_USER, a.count, None, None, is_bench)
+            result["floor"]["control_plane_requests_per_shop"] = per_shop(
+                +Counter({k: v for k, v in by_component(floor_audit, ADMIN_USER).items() if k != "Python"}), a.count)
+            log(f"floor: {json.dumps(result['floor'])}")
+        (tmp / "op").mkdir()
+        marks: dict[str, datetime] = {}
+        with control_plane(tmp / "op") as cp:
+            result["operator"] = asyncio.run(with_operator(cp, a, tmp, marks))
+        audit = tmp / "op" / "audit.log"
+        result["operator"]["control_plane_requests_per_shop"] = per_shop(
+            +Counter({k: v for k, v in by_component(audit, ADMIN_USER).items() if k != "Python"}), a.count)
+        result["operator"]["requests"] = requests(audit, OPERATOR_USER, a.count, marks.get("operator_from"),
+                                                  marks.get("operator_converged"))
+        if "onboard_from" in marks:
+            result["operator"]["onboarding"]["requests"] = requests(
+                audit, OPERATOR_USER, a.onboard, marks["onboard_from"], marks.get("onboard_until"))
+    op, fl = result["operator"], result.get("floor") or {}
+    if op.get("converge_s") and fl.get("converge_s"):
+        result["ratio_to_floor"] = round(op["converge_s"] / fl["converge_s"], 2)
+    result["rss_per_shop_kb"] = round(1024 * (op["operator_rss_at_converge_mb"] - op["operator_idle_rss_mb"])
+                                      / max(1, a.count), 1)
+    log(f"operator: {json.dumps(op)}")
+    ob = op.get("onboarding") or {}
+    log(f"{a.count} shops: floor {fl.get('converge_s')} s, operator {op.get('converge_s')} s, ratio "
+        f"{result.get('ratio_to_floor')}; operator CPU {op['operator_cpu_s']} s, peak RSS "
+        f"{op['operator_peak_rss_mb']} MB; onboarding p50 {ob.get('p50_s')} s p95 {ob.get('p95_s')} s")
+    print(json.dumps(result))
+    return 0 if op.get("converge_s") and (not a.onboard or ob.get("ready") == a.onboard) else 1
 
 
 if __name__ == "__main__":

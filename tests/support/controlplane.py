@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,10 @@ def kubeconfig_doc(server: str, ca: Path, user: dict[str, str], name: str = "sto
 
 
 class ControlPlane:
-    def __init__(self, workdir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(self, workdir: Path, bin_dir: Path | None = None, apiserver_args: Sequence[str] = ()) -> None:
         self.workdir = Path(workdir)
         self.bin_dir = bin_dir
+        self.apiserver_args = list(apiserver_args)  # extra kube-apiserver flags (the operator bench's audit log)
         self.pki = self.workdir / "pki"
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
@@ -155,7 +157,7 @@ class ControlPlane:
             "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
             "--enable-priority-and-fairness=false", "--max-requests-inflight=0",
             "--max-mutating-requests-inflight=0", f"--cert-dir={self.workdir / 'apiserver-certs'}",
-            "--profiling=false", "--event-ttl=1h",
+            "--profiling=false", "--event-ttl=1h", *self.apiserver_args,
         ])
         self._wait(self._api_ready, "kube-apiserver", t0 + timeout_s)
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
