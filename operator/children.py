@@ -3,10 +3,12 @@
 A tenant picks a StoreAgent's name, and so the names of its children (Service `<name>`, ConfigMap
 `<name>-config`, ...). Server-side apply with force would rewrite an object of that name made by someone
 else, and the owner reference it adds would let the garbage collector delete that object with the shop.
-So before the first write of a child the operator reads it: absent, or controlled by this very StoreAgent
-(owner reference with its uid), it may be written; anything else is refused (`NameInUse`), and the shop's
-status and an Event name the object. Later writes carry the uid that was checked, so an object deleted and
-recreated by someone else in between is refused by the API server instead of rewritten.
+So the first write of a child in this process is create-only (`Api.apply_created(create_only=True)`: the
+API server creates it if absent and otherwise refuses with 409, changing nothing). Only on a 409 is the
+object read: controlled by this very StoreAgent (owner reference with its uid), it is written; anything else
+is refused (`NameInUse`), and the shop's status and an Event name the object. Later writes carry the uid
+that was checked, so an object deleted and recreated by someone else in between is refused by the API
+server instead of rewritten.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from storeagent.operator import model
-from storeagent.operator.k8s import FIELD_MANAGER, ApiConflictError, ApiError, ApiInvalidError
+from storeagent.operator.k8s import ApiConflictError, ApiError, ApiInvalidError
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -67,7 +69,8 @@ def essence_digest(obj: Obj) -> str:
 class ApplyApi(Protocol):
     async def get(self, kind: str, namespace: str, name: str) -> Obj | None: ...
 
-    async def apply_created(self, obj: Obj, expect_uid: str = "") -> tuple[Obj, bool]: ...
+    async def apply_created(self, obj: Obj, expect_uid: str = "",
+                            create_only: bool = False) -> tuple[Obj, bool]: ...
 
 
 def classify(live: Obj, shop_name: str, shop_uid: str) -> tuple[Ownership, str]:
@@ -88,21 +91,13 @@ def classify(live: Obj, shop_name: str, shop_uid: str) -> tuple[Ownership, str]:
     return Ownership.FOREIGN, "created by " + (", ".join(managers) if managers else "someone else")
 
 
-def _only_ours(obj: Obj) -> bool:
-    managers = {m.get("manager") for m in (obj.get("metadata") or {}).get("managedFields") or []}
-    return managers <= {FIELD_MANAGER}
-
-
 class ChildWriter:
     def __init__(self, api: ApplyApi) -> None:
         self.api = api
 
-    async def check(self, written: dict[tuple[str, str], Written], obj: Obj, shop_name: str,
-                    shop_uid: str) -> str:
-        """The uid the write must find ("" for a new object); raises NameInUse / StaleChild."""
+    async def check(self, obj: Obj, shop_name: str, shop_uid: str) -> str:
+        """Read an existing child: the uid a write must find ("" if it is gone); raises NameInUse / StaleChild."""
         kind, meta = obj["kind"], obj["metadata"]
-        if (rec := written.get((kind, meta["name"]))) is not None:
-            return rec.uid
         try:
             live = await self.api.get(kind, meta["namespace"], meta["name"])
         except ApiError as e:  # e.g. 403 while the RBAC is being installed: same policy as a failed write
@@ -117,22 +112,34 @@ class ChildWriter:
         return str(live["metadata"]["uid"])
 
     async def apply(self, written: dict[tuple[str, str], Written], obj: Obj, shop_name: str,
-                    shop_uid: str) -> Obj:
-        """Check (first time) and write one child; records what was written in `written`."""
+                    shop_uid: str, likely_exists: bool = False) -> Obj:
+        """Write one child (create-only the first time, else by the uid recorded); records it in `written`.
+
+        `likely_exists` (the shop was reconciled before, by an earlier process): read first instead of trying a
+        create that would be refused."""
         kind, meta = obj["kind"], obj["metadata"]
         key = (kind, meta["name"])
-        uid = await self.check(written, obj, shop_name, shop_uid)
-        try:
-            out, created = await self._apply(obj, uid, precondition_errors=key in written)
-        except (ApiConflictError, ApiInvalidError):
-            # The object we wrote before may be gone or replaced (uid precondition failed): look again.
-            written.pop(key, None)
-            uid = await self.check(written, obj, shop_name, shop_uid)
-            out, created = await self._apply(obj, uid, precondition_errors=False)
-        if not uid and not created and not _only_ours(out):
-            # Absent when read, present when written: someone else created it in between. Our fields are on it
-            # now; say so rather than treat it as ours.
-            raise NameInUse(kind, meta["namespace"], meta["name"], "created by someone else while being created")
+        out: Obj | None = None
+        if (rec := written.get(key)) is not None:
+            try:
+                out, _ = await self._apply(obj, rec.uid, precondition_errors=True)
+            except (ApiConflictError, ApiInvalidError):
+                written.pop(key, None)  # what we wrote before is gone or replaced (uid precondition): look again
+        elif likely_exists and (uid := await self.check(obj, shop_name, shop_uid)):
+            out, _ = await self._apply(obj, uid, precondition_errors=False)
+        for _ in range(3):  # absent -> create; present -> read and judge; gone again meanwhile -> create again
+            if out is not None:
+                break
+            try:
+                out, _ = await self.api.apply_created(obj, create_only=True)
+            except ApiConflictError:
+                if uid := await self.check(obj, shop_name, shop_uid):
+                    out, _ = await self._apply(obj, uid, precondition_errors=False)
+            except ApiError as e:
+                raise ApplyFailed(kind, meta["namespace"], meta["name"], e) from e
+        if out is None:
+            raise ApplyFailed(kind, meta["namespace"], meta["name"], ApiConflictError(
+                409, "PATCH", kind, "created and deleted again by someone else while being written"))
         written[key] = Written(str(out["metadata"]["uid"]), str(out["metadata"].get("resourceVersion", "")),
                                essence_digest(out))
         return out

@@ -110,6 +110,9 @@ class Controller:
         self._claims: dict[str, dialplan.Claim] = {}
         self._ownership_cache: dialplan.Ownership | None = None
         self._http: aiohttp.ClientSession | None = None
+        # Children seen in the watches' initial listings, not yet claimed by their shop's first reconcile:
+        # (kind, namespace, name) -> (controlling StoreAgent's uid, the object as listed).
+        self._listed: dict[tuple[str, str, str], tuple[str, Written]] = {}
 
     def state(self, namespace: str, name: str) -> ShopState:
         key = f"{namespace}/{name}"
@@ -196,27 +199,50 @@ class Controller:
             self.post_event(st.ref(), "Warning", reason, message)
 
     async def _write_children(self, st: ShopState) -> Obj:
-        """Check every child's name first (nothing is written when one is taken), then write them."""
+        """The supporting objects in parallel, then the Deployment: a shop none of whose names may be written
+        never gets pods. (A taken name is found by its create-only write; the shop's other objects are its own,
+        owned by it and removed with it.)"""
         assert st.shop is not None
         *support, deployment = resources.desired_all(st.shop, self.settings)
         async with st.child_lock:
-            checks = await asyncio.gather(
-                *(self.children.check(st.children, o, st.name, st.uid) for o in [*support, deployment]),
+            for o in [*support, deployment]:
+                self._adopt_listed(st, o)
+            seen_before = bool(st.stored_conditions)  # a status from an earlier process: its children exist
+            applied = await asyncio.gather(
+                *(self.children.apply(st.children, o, st.name, st.uid, seen_before) for o in support),
                 return_exceptions=True)
-            taken = [c for c in checks if isinstance(c, NameInUse)]
+            taken = [a for a in applied if isinstance(a, NameInUse)]
             if len(taken) > 1:
                 also = ", ".join(f"{t.kind} {t.name}" for t in taken[1:])
                 raise NameInUse(taken[0].kind, st.namespace, taken[0].name, f"{taken[0].holder}; also taken: {also}")
-            for c in checks:
-                if isinstance(c, BaseException):
-                    raise c
-            # Independent objects in parallel; the Deployment last, so its pods find their ConfigMap and SA.
-            applied = await asyncio.gather(
-                *(self.children.apply(st.children, o, st.name, st.uid) for o in support), return_exceptions=True)
-            for a in applied:
+            for a in [*taken, *applied]:
                 if isinstance(a, BaseException):
                     raise a
             return await self._apply_deployment(st, deployment)
+
+    def listed(self, kind: str, obj: Obj) -> None:
+        """A child from a watch's initial listing (an operator start): remember it if it is controlled by a
+        StoreAgent, so that shop's first reconcile writes it by uid without reading it first."""
+        meta = obj["metadata"]
+        store = (meta.get("labels") or {}).get(resources.STORE_LABEL)
+        if not store:
+            return
+        st = self.shops.get(f"{meta['namespace']}/{store}")
+        if st is not None and (kind, meta["name"]) in st.children:
+            return  # a re-listing: this process wrote it and knows it
+        owner = next((r.get("uid") for r in meta.get("ownerReferences") or []
+                      if r.get("controller") and r.get("kind") == model.KIND), None)
+        if owner:
+            self._listed[(kind, meta["namespace"], meta["name"])] = (str(owner), children_mod.Written(
+                str(meta.get("uid")), str(meta.get("resourceVersion", "")), children_mod.essence_digest(obj)))
+
+    def _adopt_listed(self, st: ShopState, obj: Obj) -> None:
+        """Caller holds `st.child_lock`. The listing saw this child controlled by this very StoreAgent: the same
+        verdict a read would give (`children.classify`), and the write still carries the uid as a precondition."""
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        hit = self._listed.pop((kind, st.namespace, name), None)
+        if hit is not None and hit[0] == st.uid and (kind, name) not in st.children:
+            st.children[(kind, name)] = hit[1]
 
     # -- number claims ------------------------------------------------------------------------------------
     def set_claim(self, key: str, claim: dialplan.Claim | None) -> None:
@@ -455,7 +481,7 @@ class Controller:
         st.applying_deployment = True
         try:
             assert st.shop is not None
-            out = await self.children.apply(st.children, deployment, st.name, st.uid)
+            out = await self.children.apply(st.children, deployment, st.name, st.uid, bool(st.stored_conditions))
         finally:
             st.applying_deployment = False
         st.deployment_generation = out["metadata"].get("generation")

@@ -159,7 +159,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
     @kopf.on.event("apps", "v1", "deployments", labels=MANAGED, registry=registry, id="deployments")
     async def deployment_event(**kw: Any) -> None:
         store, event_type, namespace = kw["labels"].get(resources.STORE_LABEL), kw["type"], kw["namespace"]
-        if not store or event_type is None:  # None: the initial listing, handled by resume
+        if event_type is None:  # the initial listing: the shop's resume handler applies it (by uid, unread)
+            bind(kw).listed("Deployment", dict(kw["body"]))
+            return
+        if not store:
             return
         await guarded(bind(kw).on_deployment(namespace, store, event_type, dict(kw["body"])),
                       f"deployment {namespace}/{store}")
@@ -181,7 +184,10 @@ def register_child(registry: kopf.OperatorRegistry, kind: str, group: str, versi
 
     async def child_event(**kw: Any) -> None:
         store, event_type, namespace = kw["labels"].get(resources.STORE_LABEL), kw["type"], kw["namespace"]
-        if not store or event_type is None:  # None: the initial listing, handled by resume
+        if event_type is None:  # the initial listing: the shop's resume handler applies it (by uid, unread)
+            bind(kw).listed(kind, dict(kw["body"]))
+            return
+        if not store:
             return
         await guarded(bind(kw).on_child(kind, namespace, store, event_type, dict(kw["body"])),
                       f"{kind} {namespace}/{kw['name']}")

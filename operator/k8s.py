@@ -19,6 +19,9 @@ import aiohttp
 from storeagent.operator import model
 
 FIELD_MANAGER = "storeagent-operator"
+# etcd's revisions start at 1 for the empty store and every write increments them: no object's
+# resourceVersion is ever "1" (tests/integration/test_operator_tenancy.py checks the API server agrees).
+CREATE_ONLY_VERSION = "1"
 Obj = dict[str, Any]
 
 # kind -> (API prefix, plural)
@@ -238,11 +241,19 @@ class Api:
         out, _ = await self.apply_created(obj, expect_uid)
         return out
 
-    async def apply_created(self, obj: Obj, expect_uid: str = "") -> tuple[Obj, bool]:
-        """`apply`, also telling whether this call created the object (201) or changed an existing one."""
+    async def apply_created(self, obj: Obj, expect_uid: str = "", create_only: bool = False) -> tuple[Obj, bool]:
+        """`apply`, also telling whether this call created the object (201) or changed an existing one.
+
+        `create_only`: create `obj` if absent, else refuse with 409 (ApiConflictError) and change nothing. The
+        apply carries a resourceVersion no object has (CREATE_ONLY_VERSION): the API server checks it as a
+        precondition against an existing object, and not at all when the apply creates one. One request instead
+        of a read and a write, and no window between them in which someone else's object could appear.
+        """
         meta = obj["metadata"]
-        if expect_uid:
-            obj = {**obj, "metadata": {**meta, "uid": expect_uid}}
+        if expect_uid or create_only:
+            meta = {**meta, **({"uid": expect_uid} if expect_uid else {}),
+                    **({"resourceVersion": CREATE_ONLY_VERSION} if create_only else {})}
+            obj = {**obj, "metadata": meta}
         path = object_path(obj["kind"], meta["namespace"], meta["name"])
         params = {"fieldManager": FIELD_MANAGER, "force": "true"}
         out, status = await self._request_status("PATCH", path, obj, content_type="application/apply-patch+yaml",

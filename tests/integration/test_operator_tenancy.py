@@ -113,10 +113,17 @@ def test_name_collisions_are_refused_and_the_other_objects_survive_the_shop(oper
         assert live.get("spec") == made.get("spec") and live.get("data") == made.get("data"), kind
         assert live["metadata"].get("labels") == {"team": "platform"}, live["metadata"]
         assert not live["metadata"].get("ownerReferences"), live["metadata"]
-        # Nothing of the shop was written either: its names were checked before any write.
+        # The shop got no agent pods: its Deployment is written only after every other object's name was
+        # free. What it did write (its create-only writes found those names free) is its own, removed with it.
+        shop_uid = cp.request("GET", storeagent_path(ns, store))["metadata"]["uid"]
         for other_kind, prefix, plural, suffix in SHOP_CHILDREN:
-            if other_kind != kind:
-                assert get_or_none(cp, child_path(prefix, plural, ns, store + suffix)) is None, (store, other_kind)
+            if other_kind == kind:
+                continue
+            mine = get_or_none(cp, child_path(prefix, plural, ns, store + suffix))
+            if other_kind == "Deployment":
+                assert mine is None, (store, "a Deployment was written for a shop with a taken name")
+            else:
+                assert mine is None or _controlled_by(mine, shop_uid), (store, other_kind, mine["metadata"])
 
     # Deleting the shops deletes none of the objects they collided with.
     cp.kubectl("delete", "storeagents", "--all", "-n", ns, "--timeout=90s")
@@ -132,6 +139,10 @@ def test_name_collisions_are_refused_and_the_other_objects_survive_the_shop(oper
     wait_for(lambda: cond_is(cp, ns, store, "Ready", "True"), 150, f"{store} Ready once the name is free")
     svc = cp.request("GET", victims[store][1])
     assert svc["metadata"]["ownerReferences"][0]["kind"] == "StoreAgent"
+
+
+def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(r.get("uid") == uid and r.get("controller") for r in obj["metadata"].get("ownerReferences") or [])
 
 
 def _owned_by(obj: dict[str, Any] | None, uid: str) -> bool:
@@ -291,6 +302,17 @@ async def test_api_errors_are_classified_from_real_status_payloads(operator: Any
         assert (await api.get("ConfigMap", ns, "probe") or {})["data"] == {"a": "1"}
         await api.apply({**cm, "data": {"a": "3"}}, expect_uid=out["metadata"]["uid"])
         assert (await api.get("ConfigMap", ns, "probe") or {})["data"] == {"a": "3"}
+        # Create-only (the first write of every child): an existing object is refused with 409 and unchanged;
+        # an absent one is created, by server-side apply (our field manager owns its fields as an Apply).
+        before = await api.get("ConfigMap", ns, "probe")
+        with pytest.raises(k8s.ApiConflictError):
+            await api.apply_created({**cm, "data": {"a": "4"}}, create_only=True)
+        assert await api.get("ConfigMap", ns, "probe") == before
+        fresh, created = await api.apply_created({**cm, "metadata": {"name": "probe-2", "namespace": ns}},
+                                                 create_only=True)
+        assert created and fresh["metadata"]["resourceVersion"] != k8s.CREATE_ONLY_VERSION
+        assert [(m["manager"], m["operation"]) for m in fresh["metadata"]["managedFields"]] == [
+            (k8s.FIELD_MANAGER, "Apply")]
     nobody = cp.service_account_kubeconfig(ns, "nobody", tmp_path / "nobody.kubeconfig")
     async with Api(load_credentials(str(nobody))) as api:
         with pytest.raises(k8s.ApiForbiddenError) as forbidden:
