@@ -27,7 +27,16 @@ def digest_of(essence: Any) -> str:
 class HashedDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     def build(self, *, body: bodies.Body,
               extra_fields: Iterable[dicts.FieldSpec] | None = None) -> bodies.BodyEssence:
-        essence = cast(dict[str, Any], super().build(body=body, extra_fields=extra_fields))
+        fields = list(extra_fields or [])
+        if not fields:
+            # kopf deep-copies the whole body (status, managedFields and all) before dropping everything but the
+            # spec, labels and annotations: a fifth of the operator's CPU in the 1,000-shop bench, since every
+            # status patch comes back as an event. Hand it only what it keeps; the essence is the same.
+            meta = body.get("metadata") or {}
+            slim = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+            slim["metadata"] = {k: meta[k] for k in ("labels", "annotations") if k in meta}
+            body = bodies.Body(cast(bodies.RawBody, slim))
+        essence = cast(dict[str, Any], super().build(body=body, extra_fields=fields))
         # Our own and kopf's bookkeeping (progress, finalizer marks) is not part of what the user changed;
         # the full storage removes it later (progress_storage.clear), a digest must not contain it at all.
         annotations = (essence.get("metadata") or {}).get("annotations") or {}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kopf import AnnotationsDiffBaseStorage
 from kopf._cogs.structs import bodies, patches
 
-from storeagent.operator.kopfstore import HashedDiffBaseStorage
+from storeagent.operator.kopfstore import PRIVATE_PREFIXES, HashedDiffBaseStorage, digest_of
 
 
 def body(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> bodies.Body:
@@ -38,3 +39,19 @@ def test_an_old_full_copy_is_removed_on_the_next_store() -> None:
     patch = patches.Patch()
     store.store(body=old, patch=patch, essence=store.build(body=old))
     assert patch["metadata"]["annotations"]["storeagent.dev/last-handled-configuration"] is None
+
+
+def test_the_digest_is_kopfs_essence_whatever_else_the_body_carries() -> None:
+    """Built from a slimmed body (no status, no managedFields): the same digest as from kopf's full essence,
+    so an upgraded operator does not see every shop as changed."""
+    store = HashedDiffBaseStorage(prefix="storeagent.dev", key="last-handled-digest")
+    full = body({"a": [1, {"b": 2}]}, {"team": "bakers", "storeagent.dev/reconcile": "{}"})
+    heavy = bodies.Body({**full, "metadata": {**full["metadata"], "labels": {"x": "y"},
+                                               "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}]},
+                         "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    essence = dict(AnnotationsDiffBaseStorage(prefix="storeagent.dev").build(body=heavy))
+    annotations = essence["metadata"]["annotations"]
+    for k in [k for k in annotations if k.startswith(PRIVATE_PREFIXES)]:
+        del annotations[k]
+    assert store.build(body=heavy) == {"digest": digest_of(essence)}
+    assert store.build(body=heavy) != store.build(body=full)  # the label is part of it
