@@ -68,6 +68,7 @@ class ShopState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status_dirty: bool = False
     status_task: asyncio.Task[None] | None = None
+    status_written_at: float = -1e9  # monotonic start of the last status write (the coalescing window's anchor)
     # Children as this process last wrote them, (kind, name) -> uid and resourceVersion: an event carrying
     # another resourceVersion is someone else's edit (restored), one without the object a deletion.
     children: dict[tuple[str, str], Written] = field(default_factory=dict)
@@ -554,17 +555,22 @@ class Controller:
             st.status_task = asyncio.create_task(self._status_writer(st), name=f"status {st.key}")
 
     async def _status_writer(self, st: ShopState) -> None:
-        delay = self.settings.status_coalesce_seconds
+        # Leading edge: a change after a quiet spell is written at once (a new shop's Ready is not held back by
+        # the window); changes within `status_coalesce_seconds` of the last write wait for the window to close
+        # and go out as one patch (a rollout emits several status events in a row).
+        window = self.settings.status_coalesce_seconds
+        retry = 0.0
         while st.status_dirty and self.shops.get(st.key) is st:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(retry, st.status_written_at + window - time.monotonic()))
             st.status_dirty = False
+            st.status_written_at = time.monotonic()
             try:
                 await self._write_status(st)
-                delay = self.settings.status_coalesce_seconds
+                retry = 0.0
             except Exception as e:  # the API server is busy or away: keep the latest status and try again
                 log.warning("status %s: %s; retrying", st.key, e)
                 st.status_dirty = True
-                delay = 5.0
+                retry = 5.0
 
     async def _write_status(self, st: ShopState) -> None:
         """Patch the status only when something other than timestamps changed."""
