@@ -46,3 +46,8 @@ def test_retry_after_from_header_or_details_raises_the_delay_within_bounds() -> 
 def test_non_status_bodies_keep_their_text() -> None:
     e = k8s.api_error(502, "GET", "/x", "<html>bad gateway</html>")
     assert e.reason == "" and "bad gateway" in e.message and e.retryable
+
+
+def test_no_response_is_temporary_with_a_short_retry() -> None:
+    e = k8s.ApiNoResponseError("PATCH", "/api/v1/x", TimeoutError("Timeout on reading data from socket"))
+    assert e.retryable and e.delay_s == 5 and e.reason == "NoResponse" and "Timeout on reading" in e.message
