@@ -68,6 +68,7 @@ class ShopState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status_dirty: bool = False
     status_task: asyncio.Task[None] | None = None
+    reconciling: bool = False  # a reconcile is writing the shop: status refreshes wait for its end
     status_written_at: float = -1e9  # monotonic start of the last status write (the coalescing window's anchor)
     # Children as this process last wrote them, (kind, name) -> uid and resourceVersion: an event carrying
     # another resourceVersion is someone else's edit (restored), one without the object a deletion.
@@ -157,6 +158,9 @@ class Controller:
         st.shop = resources.Shop(st.name, st.namespace, st.uid, parsed)
         st.observed.numbers = tuple(parsed.phone_numbers)
         st.observed.replicas_wanted = parsed.scaling.replicas
+        # Status changes seen meanwhile (the Deployment's events) wait for this reconcile's verdict: one patch
+        # at its end instead of half-done states (dialplan pending) written on the way.
+        st.reconciling = True
         try:
             out = await self._write_children(st)
             self._observe_deployment(st, out)
@@ -181,6 +185,8 @@ class Controller:
         except Exception as e:  # a bug: the status says something failed instead of keeping an old verdict
             await self._failed(st, "ReconcileError", f"{type(e).__name__}: {e}"[:500])
             raise
+        finally:
+            st.reconciling = False
         st.observed.apply_error, st.failure_event = None, None
         await self.refresh_status(st)
         if st.observed.dialplan_ok is False:
@@ -193,6 +199,7 @@ class Controller:
         return f"{message} (not retried until the StoreAgent changes)"
 
     async def _failed(self, st: ShopState, reason: str, message: str) -> None:
+        st.reconciling = False  # the verdict is in: write it
         st.observed.apply_error = (reason, message)
         await self.refresh_status(st)
         if st.failure_event != (reason, message):
@@ -551,6 +558,8 @@ class Controller:
     async def refresh_status(self, st: ShopState) -> None:
         """Ask for the shop's status to be written; the shop's writer task patches it soon (coalesced)."""
         st.status_dirty = True
+        if st.reconciling:
+            return  # the reconcile ends with a refresh of its own
         if st.status_task is None or st.status_task.done():
             st.status_task = asyncio.create_task(self._status_writer(st), name=f"status {st.key}")
 
