@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 MANIFEST ?= examples/sunrise-bakery.yaml
 PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
-.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-speech bench-quality bench-operator crds chart-sync cluster clean \
+.PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-speech bench-quality bench-stt-turns bench-operator crds chart-sync cluster clean \
         builds controlplane helm monitoring-crds cbuild
 
 help:
@@ -98,6 +98,10 @@ bench-speech: venv deps
 # Understanding and turn-taking on phone-band speech (docs/benchmarks.md "Quality"); ~40 min on this machine.
 bench-quality: venv deps
 	$(BIN)/python bench/quality/run.py --calls $(BENCH_ARGS)
+
+# Timing variants x outcome of one caller turn on Deepgram's protocol (docs/providers.md); BENCH_ARGS=--repeat 5
+bench-stt-turns: venv deps
+	$(BIN)/python bench/stt_turns.py $(BENCH_ARGS)
 
 # N shops (default 1,000; `make bench-operator N=5000` for the big run, outside CI): floor, operator, onboarding.
 N ?= 1000
