@@ -71,15 +71,16 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(d: Path) -> None:
-    """CA, apiserver serving cert, admin client cert (system:masters), service-account signing key."""
+def make_pki(d: Path, address: str = "127.0.0.1") -> None:
+    """CA, apiserver serving cert (also for `address`), admin client cert (system:masters), service-account key."""
     d.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30",
              "-subj", "/CN=storeagent-test-ca", cwd=d)
     (d / "server.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
+        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1"
+        + ("" if address == "127.0.0.1" else f",IP:{address}") + "\n"
         "extendedKeyUsage=serverAuth,clientAuth\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for name, subj, ext in (("server", "/CN=kube-apiserver", "server.ext"),
@@ -101,8 +102,13 @@ def kubeconfig_doc(server: str, ca: Path, user: dict[str, str], name: str = "sto
 
 
 class ControlPlane:
-    def __init__(self, workdir: Path, bin_dir: Path | None = None, apiserver_args: Sequence[str] = ()) -> None:
+    def __init__(self, workdir: Path, bin_dir: Path | None = None, apiserver_args: Sequence[str] = (), *,
+                 address: str = "127.0.0.1", fake_node: bool = True) -> None:
+        """`address`: where kube-apiserver listens and advertises itself (the real-node tier uses its bridge
+        address so pods reach it); `fake_node=False`: no kwok node (a real kubelet registers instead)."""
         self.workdir = Path(workdir)
+        self.address = address
+        self.fake_node = fake_node
         self.bin_dir = bin_dir
         self.apiserver_args = list(apiserver_args)  # extra kube-apiserver flags (the operator bench's audit log)
         self.pki = self.workdir / "pki"
@@ -113,7 +119,7 @@ class ControlPlane:
 
     @property
     def api_url(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def __enter__(self) -> ControlPlane:
@@ -132,7 +138,7 @@ class ControlPlane:
         if self.bin_dir is None:
             self.bin_dir = ensure_built()
         self.logs.mkdir(parents=True, exist_ok=True)
-        make_pki(self.pki)
+        make_pki(self.pki, self.address)
         etcd_port, peer_port = free_port(), free_port()
         self.api_port = free_port()
         p = self.pki
@@ -148,8 +154,8 @@ class ControlPlane:
         ])
         self._wait(lambda: self._http_ok(f"http://127.0.0.1:{etcd_port}/health"), "etcd", t0 + timeout_s)
         self._spawn("kube-apiserver", [
-            f"--etcd-servers=http://127.0.0.1:{etcd_port}", "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1", f"--secure-port={self.api_port}",
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}", f"--bind-address={self.address}",
+            f"--advertise-address={self.address}", f"--secure-port={self.api_port}",
             f"--tls-cert-file={p / 'server.crt'}", f"--tls-private-key-file={p / 'server.key'}",
             f"--client-ca-file={p / 'ca.crt'}", "--authorization-mode=RBAC",
             f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
@@ -181,14 +187,15 @@ class ControlPlane:
             f"--config={sched_cfg}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
             "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
         ])
-        self._spawn("kwok", [
-            f"--kubeconfig={kc}", f"--config={self.bin_dir / 'kwok-stages.yaml'}",
-            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{kwok_port}",
-            "--node-lease-duration-seconds=40",
-        ])
-        self.apply(self._fake_node())
-        self._wait(self._node_ready, "kwok fake node Ready", t0 + timeout_s)
+        if self.fake_node:
+            self._spawn("kwok", [
+                f"--kubeconfig={kc}", f"--config={self.bin_dir / 'kwok-stages.yaml'}",
+                "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{kwok_port}",
+                "--node-lease-duration-seconds=40",
+            ])
+            self.apply(self._fake_node())
+            self._wait(self._node_ready, "kwok fake node Ready", t0 + timeout_s)
         self._wait(self._default_sa, "default ServiceAccount", t0 + timeout_s)
         print(f"controlplane: up at {self.api_url} in {time.monotonic() - t0:.1f} s (workdir {self.workdir})",
               file=sys.stderr)
