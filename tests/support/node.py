@@ -65,7 +65,7 @@ def artifacts(bin_dir: Path) -> dict[str, dict[str, str]]:
     images: dict[str, dict[str, str]] = json.loads(out.stdout.strip().splitlines()[-1])
     missing += [f"{i['archive']} (`make images`)" for i in images.values() if not Path(i["archive"]).exists()]
     if missing:
-        raise RuntimeError("real-node tier: missing " + "; ".join(missing) + " (`make test` builds them first)")
+        raise RuntimeError("real-node tier: missing " + "; ".join(missing) + " (`make node` builds them first)")
     return images
 
 
