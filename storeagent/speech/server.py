@@ -20,6 +20,7 @@ from storeagent.speech.metrics import CONTENT_TYPE, SpeechMetrics
 from storeagent.speech.pool import Saturated, StreamHandle, WorkerPool, cpu_budget
 
 log = logging.getLogger("storeagent.speech")
+READY_TIMEOUT_S = 20.0
 
 
 class SpeechSettings(BaseModel):
@@ -187,7 +188,11 @@ class SpeechService:
             await ws.send_str(p.error("saturated", str(e)))
             await ws.close(code=p.CLOSE_TRY_AGAIN, message=b"saturated")
             return None
-        answer = await sink.ready
+        try:  # a worker building a shop's decoder takes ~1 s; one that never answers must not hold the socket
+            answer = await asyncio.wait_for(asyncio.shield(sink.ready), READY_TIMEOUT_S)
+        except TimeoutError:
+            answer = {"type": "error", "code": "engine", "retryable": True}
+            await ws.send_str(p.error("engine", f"the worker did not open the stream within {READY_TIMEOUT_S:g} s"))
         if answer.get("type") != "ready":
             self.metrics.error(kind, str(answer.get("code", "engine")))
             self.pool.close_stream(handle)
