@@ -6,7 +6,8 @@ FreeSWITCH; see README.md in this folder).
                                                        mu-law (sipp 3.6's rtp_stream sends a WAV header as audio),
                                                        pause, BYE
   wire.py rtp PCAP                                     FreeSWITCH->caller streams: SSRCs, interval mean/p50/p99/max
-  wire.py barge PCAP [--ws-port P]                     barge-in stop time on the wire, split at the agent's clear
+  wire.py barge PCAP [--ws-port P]                     barge-in stop time on the wire, split at the agent's first
+                                                       pause/clear; each onset classed: cleared, or resumed
   wire.py uplink PCAP [--ws-port P]                    one call: caller RTP packet -> the same audio on the websocket
   wire.py hangups PCAP                                 streams that ended while the agent was speaking
 FreeSWITCH's RTP ports are taken as 20000-20999 (--fs-ports LO-HI to change).
@@ -89,11 +90,12 @@ def cmd_rtp(a: argparse.Namespace) -> None:
           f"gaps > 40 ms: {sum(1 for x in iv if x > 40)}")
 
 
-def clears(pcap: str, ws_port: int) -> tuple[dict[int, list[float]], dict[int, float]]:
-    """The agent's {"type":"clear"} frames (server frames are not masked) per websocket connection (the module's
-    client port), and each connection's SYN time (to pair it with the call whose RTP starts then)."""
+def controls(pcap: str, ws_port: int, kind: str) -> tuple[dict[int, list[float]], dict[int, float]]:
+    """The agent's {"type":<kind>} frames (clear, pause, resume; server frames are not masked) per websocket
+    connection (the module's client port), and each connection's SYN time (to pair it with the call whose RTP
+    starts then)."""
     per: dict[int, list[float]] = defaultdict(list)
-    for t, port in tshark(pcap, f'tcp.srcport=={ws_port} && frame contains "clear"', "frame.time_epoch",
+    for t, port in tshark(pcap, f'tcp.srcport=={ws_port} && frame contains "\\"{kind}\\""', "frame.time_epoch",
                           "tcp.dstport"):
         per[int(port)].append(float(t))
     syn = {int(port): float(t) for t, port in tshark(
@@ -106,7 +108,11 @@ def cmd_barge(a: argparse.Namespace) -> None:
     caller in [onset - 60 ms, onset + 20 ms]). Stop: the end of the last loud agent packet before the first run of
     >= 200 ms without one that begins after the onset. Not stopped within 1.5 s is reported, never dropped."""
     down, up = streams(a.pcap, a.fs)
-    per_conn, syn = clears(a.pcap, a.ws_port)
+    per_conn, syn = controls(a.pcap, a.ws_port, "clear")
+    pauses, _ = controls(a.pcap, a.ws_port, "pause")
+    resumes, _ = controls(a.pcap, a.ws_port, "resume")
+    cleared: list[float] = []  # stop ms of onsets the agent cleared (real interruptions)
+    resumed: list[float] = []  # gap ms (onset -> agent loud again) of onsets it resumed (judged false)
     stops: list[float] = []
     up_part: list[float] = []
     down_part: list[float] = []
@@ -114,7 +120,10 @@ def cmd_barge(a: argparse.Namespace) -> None:
     for k, dn in sorted(down.items()):
         start = dn[0][0]
         conn = min(syn, key=lambda c: abs(syn[c] - start)) if syn else None
-        mine = per_conn.get(conn, []) if conn is not None and abs(syn[conn] - start) < 1.0 else []
+        ours = conn is not None and abs(syn[conn] - start) < 1.0
+        mine = per_conn.get(conn, []) if ours else []
+        mine_p = pauses.get(conn, []) if ours else []
+        mine_r = resumes.get(conn, []) if ours else []
         loud = [p[0] for p in dn if rms_ulaw(p[4]) >= LOUD]
         last = -1e9
         for t, *_rest, pl in up.get(k, []):
@@ -131,19 +140,36 @@ def cmd_barge(a: argparse.Namespace) -> None:
                 print(f"{tag}: agent did NOT stop within 1.5 s")
                 continue
             stops.append((stop - t) * 1000)
-            clr = [c for c in mine if t <= c <= t + 0.5]
+            ctl = sorted(c for c in [*mine, *mine_p] if t <= c <= t + 0.5)  # what stopped it: pause or clear
             split = ""
-            if clr:
-                up_part.append((clr[0] - t) * 1000)
-                down_part.append((stop - clr[0]) * 1000)
-                split = f" (onset -> clear on the websocket {up_part[-1]:.0f} ms, clear -> silent {down_part[-1]:.0f})"
+            if ctl:
+                up_part.append((ctl[0] - t) * 1000)
+                down_part.append((stop - ctl[0]) * 1000)
+                word = "pause" if ctl[0] in mine_p else "clear"
+                split = (f" (onset -> {word} on the websocket {up_part[-1]:.0f} ms, {word} -> silent "
+                         f"{down_part[-1]:.0f})")
+            clr = next((c for c in mine if t <= c <= t + 3.0), None)
+            res = next((r for r in mine_r if t <= r <= t + 3.0), None)
+            if res is not None and (clr is None or res < clr):
+                again = next((x for x in loud if x > res), None)
+                resumed.append(((again if again is not None else res) - t) * 1000)
+                split += f"; RESUMED {resumed[-1]:.0f} ms after the onset" + (" (then cleared)" if clr else "")
+            elif clr is not None:
+                cleared.append(stops[-1])
+                split += "; cleared"
             print(f"{tag}: agent silent after {stops[-1]:.0f} ms{split}")
     if stops:
         print(f"barge-ins {len(stops)} (+{missed} not stopped within 1.5 s): stop ms p50 {pct(stops, 50):.0f} "
               f"p95 {pct(stops, 95):.0f} max {max(stops):.0f}")
     if up_part:
-        print(f"  onset -> clear p50 {pct(up_part, 50):.0f} p95 {pct(up_part, 95):.0f}; clear -> silent p50 "
+        print(f"  onset -> first pause/clear p50 {pct(up_part, 50):.0f} p95 {pct(up_part, 95):.0f}; -> silent p50 "
               f"{pct(down_part, 50):.0f} p95 {pct(down_part, 95):.0f} (ms, n={len(up_part)})")
+    if cleared:
+        print(f"  cleared (real interruptions) {len(cleared)}: stop ms p50 {pct(cleared, 50):.0f} "
+              f"p95 {pct(cleared, 95):.0f} max {max(cleared):.0f}")
+    if resumed:
+        print(f"  resumed (judged not an interruption) {len(resumed)}: onset -> agent audible again ms p50 "
+              f"{pct(resumed, 50):.0f} p95 {pct(resumed, 95):.0f} max {max(resumed):.0f}")
 
 
 def ws_frames(data: bytes) -> list[bytes]:

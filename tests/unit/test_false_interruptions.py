@@ -139,3 +139,16 @@ async def test_without_pause_on_onset_the_old_barge_in_clears_after_speech_start
     assert link.clears and not link.pauses
     out = await finish(conv, link, task)
     assert out.barge_ins == 1
+
+
+async def test_a_pause_is_resumed_when_the_uplink_stops_coming() -> None:
+    link = MemoryLink()
+    conv, _, task = await start(link, ("",))
+    await link.caller_speaks(voiced(200))  # then no frames at all (the module would keep sending silence)
+    assert link.pauses and not link.resumes
+    async with asyncio.timeout(5):
+        while not link.resumes:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert not link.clears
+    conv.post_hangup("NORMAL_CLEARING")
+    await asyncio.wait_for(task, 10)
