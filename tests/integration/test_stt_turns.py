@@ -37,5 +37,8 @@ async def test_dropped_stream_is_reconnected_within_the_turn(name: str) -> None:
 async def test_no_recognizer_left_says_the_hand_off_line_first() -> None:
     r = await run_variant(BY_NAME["close 1011, reconnect refused (503), no offline STT: hand-off"])
     assert r.outcome.handoff and not r.answered
-    assert r.first_heard.startswith("죄송합니다, 지금 말씀을 잘 들을 수 없어서")
+    # The first agent line after the greeting, read from the call record: `first_heard` pairs lines with the
+    # moment playout grew, which a starved CI loop can put past the 0.1 s it allows.
+    after_greeting = [x.text for x in r.outcome.transcript if x.role == "agent"][1:]
+    assert after_greeting and after_greeting[0].startswith("죄송합니다, 지금 말씀을 잘 들을 수 없어서"), after_greeting
     assert r.drop_to_audio is not None and r.drop_to_audio < 3.0
