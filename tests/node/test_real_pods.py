@@ -27,7 +27,7 @@ import yaml
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.loopback.demo import Question, script_for, synthesize
 from storeagent.agent.providers.offline_tts import EspeakTTS
-from storeagent.shop import shop_config_from_manifest
+from storeagent.shop import ShopConfig, shop_config_from_manifest
 from support.helm import CHART, helm
 from support.node import Node
 from support.operator_env import wait_for
@@ -113,6 +113,14 @@ def pod_log(node: Node, pod: dict[str, Any]) -> str:
     return "".join(p.read_text(errors="replace") for p in logs)
 
 
+def hours_question(shop: ShopConfig) -> Question:
+    """A plainly worded question whose answer carries the manifest's Saturday hours. This tier tests the pod, not
+    recognition (bench-quality measures that on held-out phrasings); the demo's reworded questions are misheard by
+    the offline STT often enough on this voice to make a pod test flaky."""
+    demo = script_for(shop)[0]  # the Saturday question: its expectations come from the manifest
+    return Question("What are your opening hours on Saturday?", demo.expect)
+
+
 class Caller:
     """Loopback calls (FreeSWITCH's side of both wires) to one agent pod's address, in the caller's own voice."""
 
@@ -157,6 +165,9 @@ def installed(node: Node) -> Node:
     t0 = time.monotonic()
     values = {
         "freeswitch": {"enabled": False},  # no FreeSWITCH image can be built here (freeswitch/README.md)
+        # The shared speech service requests 2 CPUs: on this 2-core node nothing else would be scheduled. The
+        # example shop runs its offline engines in its own pod.
+        "speech": {"enabled": False},
         "streamToken": {"namespaces": [NS]},
         "operator": {
             "watchNamespaces": [NS], "statsIntervalSeconds": 2,
@@ -220,7 +231,7 @@ async def test_call_to_the_pod_is_answered_with_the_shops_facts_and_shows_in_sta
     pods = await asyncio.to_thread(wait_for, lambda: ready_agents(node, 2), 120, "two Ready agent pods")
     pod = pods[0]
     shop = shop_config_from_manifest(yaml.safe_load(EXAMPLE.read_text()))
-    questions = [q for q in script_for(shop) if q.expect and q.interrupt_after is None][:1]
+    questions = [hours_question(shop)]
     caller = Caller(pod["status"]["podIP"])
     call = await caller.answered()
     try:
@@ -257,7 +268,7 @@ async def test_deleted_pod_drains_its_live_call_and_its_replacement_serves_the_n
     ip = victim["status"]["podIP"]
     caller = Caller(ip)
     shop = shop_config_from_manifest(yaml.safe_load(EXAMPLE.read_text()))
-    question = next(q for q in script_for(shop) if q.expect)
+    question = hours_question(shop)
     call = await caller.answered()
     try:
         t0 = time.monotonic()

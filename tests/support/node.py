@@ -83,7 +83,7 @@ def _cgroup_mounts() -> list[Path]:
     mounts = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         pre, _, post = line.partition(" - ")
-        if post.split()[0] == "cgroup":
+        if post.split()[0] in ("cgroup", "cgroup2"):  # hybrid hosts: runc also uses the unified hierarchy
             mounts.append(Path(pre.split()[4]))
     return mounts
 
