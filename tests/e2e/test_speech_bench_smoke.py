@@ -29,10 +29,7 @@ def test_speech_bench_smoke_reports_both_modes() -> None:
         assert r["agent_cpu_s_per_call_minute"] > 0
         assert "word_recall" in r and "response_p95_ms" in r  # recognition and speed: figures, not asserted
     service = rungs[0]
-    assert service["speech_cpu_s_per_call_minute"] > 0  # the service did work for the call
-    # A real-time factor is reported for each engine the service served; on a starved box the agent may move a
-    # stage to its in-process fallback (as designed), and that stage then has no service RTF.
-    assert "rtf_stt" in service and "rtf_tts" in service and (service["rtf_stt"] or service["rtf_tts"]), service
+    assert service["speech_cpu_s_per_call_minute"] > 0 and service["rtf_stt"] and service["rtf_tts"]
     assert len(service["worker_rss_mb"]) == 1 and service["worker_rss_mb"][0] > 50
     assert [m["mode"] for m in result["results"]] == ["service", "offline"]
     for m in result["results"]:
