@@ -123,17 +123,22 @@ def describe_hours(profile: ShopProfile, day: date, label: str | None = None) ->
     return f"{name} we're open {say_ranges(ranges)}{why}."
 
 
-def describe_week(profile: ShopProfile) -> str:
-    """Weekly hours with equal consecutive days grouped: 'Monday to Thursday 7 AM to 6 PM, ... Sunday closed'."""
-    said = [say_ranges(profile.hours.for_weekday(i)) for i in range(7)]
+def group_days(said: list[str]) -> list[tuple[int, int]]:
+    """Runs of consecutive weekdays (Monday = 0) whose hours read the same, as (first, last) pairs."""
     groups: list[tuple[int, int]] = []
-    for i in range(7):
-        if groups and said[groups[-1][1]] == said[i]:
+    for i, words in enumerate(said):
+        if groups and said[groups[-1][1]] == words:
             groups[-1] = (groups[-1][0], i)
         else:
             groups.append((i, i))
+    return groups
+
+
+def describe_week(profile: ShopProfile) -> str:
+    """Weekly hours with equal consecutive days grouped: 'Monday to Thursday 7 AM to 6 PM, ... Sunday closed'."""
+    said = [say_ranges(profile.hours.for_weekday(i)) for i in range(7)]
     parts = []
-    for first, last in groups:
+    for first, last in group_days(said):
         days = WEEKDAYS[first].capitalize()
         if last > first:
             days += (" and " if last == first + 1 else " to ") + WEEKDAYS[last].capitalize()

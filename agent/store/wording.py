@@ -80,14 +80,8 @@ class KoreanWording(EnglishWording):
 
     def week(self, profile: ShopProfile) -> str:
         said = [say_ranges_ko(profile.hours.for_weekday(i)) or "휴무" for i in range(7)]
-        groups: list[tuple[int, int]] = []
-        for i in range(7):
-            if groups and said[groups[-1][1]] == said[i]:
-                groups[-1] = (groups[-1][0], i)
-            else:
-                groups.append((i, i))
         parts = []
-        for first, last in groups:
+        for first, last in k.group_days(said):
             days = KO_WEEKDAYS[first] if last == first else f"{KO_WEEKDAYS[first]}부터 {KO_WEEKDAYS[last]}까지"
             parts.append(f"{days} {said[first]}")
         return "영업시간은 " + ", ".join(parts) + "입니다."
