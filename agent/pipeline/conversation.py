@@ -25,6 +25,7 @@ from storeagent.agent.pipeline.interruption import InterruptionConfig, Interrupt
 from storeagent.agent.pipeline.prompts import Phrases
 from storeagent.agent.pipeline.reply import ReplyResult, ReplyTiming, run_reply
 from storeagent.agent.pipeline.stt_turns import HeardTurn, SttTurns
+from storeagent.agent.pipeline.sttfeed import SttFeed
 from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd
 from storeagent.agent.pipeline.vad import Vad
 from storeagent.agent.ports import (
@@ -147,6 +148,8 @@ class Conversation:
         self.tools, self.metrics = tools, metrics
         self._transfer, self._hangup = transfer, hangup
         self._filler = filler_pcm
+        # 10 s of the call's audio: a recognizer further behind than that has stalled (its resilience switches).
+        self._stt_feed = SttFeed(stt, max_backlog_bytes=10 * 2 * link.fmt.sample_rate)
         self.history = History(system_prompt)
         self.result = ConversationOutcome()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
@@ -179,6 +182,7 @@ class Conversation:
         inputs = [
             asyncio.create_task(self._stt_events(), name="stt-events"),
             asyncio.create_task(self._time_limit(), name="time-limit"),
+            asyncio.create_task(self._stt_feed.run(), name="stt-feed"),
         ]
         try:
             await self._serve()
@@ -465,11 +469,11 @@ class Conversation:
                         await self._stop_speaking(barge=True, onset_at=ev.onset_at)
                     streaming = True
                     for pcm in preroll:
-                        await self.stt.send(pcm)
+                        self._stt_feed.send(pcm)
                     preroll.clear()
                 # A provider with its own endpointing hears the gaps too (its UtteranceEnd needs them).
                 if streaming or getattr(self.stt, "continuous", False):
-                    await self.stt.send(item.pcm)
+                    self._stt_feed.send(item.pcm)
                 else:
                     preroll.append(item.pcm)
                 if isinstance(ev, TurnEnd):
@@ -549,7 +553,7 @@ class Conversation:
             self._waiting_since = end.detected_at
             self._spawn(self._ack_watchdog(end.detected_at))
         if not self._heard.covered(end):
-            await self.stt.finalize()
+            await self._stt_feed.finalize()
         if end.speech_ms < self.cfg.min_turn_ms:
             self._false_turns.pop(seq, None)
             return
