@@ -4,11 +4,22 @@ The agent pauses playout on the first loud speech frame it hears while it talks 
 hears the agent stop within a frame or two of the onset), then this judge decides from the frames that follow
 and from any words the recognizer heard meanwhile:
 - REAL (clear, the caller takes the turn): the caller keeps talking — `confirm_voiced_ms` of voiced speech — or
-  the recognizer heard a word that is not a backchannel while there was some voice (`min_voiced_ms`);
+  the recognizer heard words that say something, with voice behind them (see "Words" below);
 - FALSE (resume where playout stopped): the sound ended (`release_ms` without speech) before that and was
-  too little voice to be a word (`word_voiced_ms`: a cough, a click, a knock), or only backchannel words were
-  heard ("uh-huh", "okay"), or no words came within `words_wait_ms` after its end; or the sound never ended
-  within `max_window_ms` without enough voice (steady noise).
+  too little voice to be a word (`word_voiced_ms`: a cough, a click, a knock), or the words heard said nothing
+  (backchannels such as "uh-huh", "okay", or a lone function word), or no words came within `words_wait_ms`
+  after its end; or the sound never ended within `max_window_ms` without enough voice (steady noise).
+Words. An offline recognizer invents short words for coughs and backchannels ("are", "the": measured on a real
+FreeSWITCH call, issue 10), so one word alone is weak evidence. Words make an onset real when, in one
+hypothesis (partials are cumulative, so they are never summed), there are
+- two or more content words (neither backchannels nor function words) and `min_voiced_ms` of voice; or
+- one cut-in word (CUT_IN: "wait", "stop", "sorry", "no", "잠깐"...) and `min_voiced_ms` of voice: these are the
+  words callers use to take the floor, and a recognizer inventing exactly them on a cough is rare; or
+- one other content word and `word_alone_voiced_ms` of voice (longer than an invented word on a cough).
+Function words (articles, pronouns, auxiliaries, prepositions) never count: no caller interrupts with "the".
+The caller already heard the agent stop at the onset (the pause), so a slower verdict costs no stop time; what a
+verdict must not do is resume the agent over a real "wait" — which the cut-in rule and the second look at the
+final transcript (`says_something`, same rule) prevent.
 "Voiced" is VAD speech that is also periodic (a pitch between 70 and 400 Hz in the last 40 ms): coughs, breath,
 clicks and most noise are aperiodic, so they count as sound but never as voice. Words are a refinement, never
 needed: a recognizer whose partials come late leaves the decision to duration and voicing, and the final
@@ -37,6 +48,23 @@ BACKCHANNELS: frozenset[str] = frozenset(
     """.split()
 )
 
+# Words a caller uses to cut in: one of them alone, with some voice, is a real interruption.
+CUT_IN: frozenset[str] = frozenset(
+    """
+    wait stop hold hang sorry excuse pardon hello hey no nope nah actually but what
+    잠깐 잠깐만 잠깐만요 잠시만 잠시만요 아니 아니요 아뇨 저기 저기요 여보세요 그만 근데 뭐
+    """.split()
+)
+
+# Words that carry no request on their own (and that recognizers invent for short noises).
+FUNCTION_WORDS: frozenset[str] = frozenset(
+    """
+    a an the and or of to in on at by for from with as is are was were be been am it it's its i i'm me my
+    you you're your he she him her his we us our they them their this that these those there here then
+    do does did have has had will would can could shall should may might must not just so too very
+    """.split()
+)
+
 _WORD = re.compile(r"[\w'-]+", re.UNICODE)
 
 
@@ -53,6 +81,7 @@ class InterruptionConfig:
     release_ms: int = 240  # no speech this long after the onset's sound: it ended
     confirm_voiced_ms: int = 600  # this much voiced speech: the caller is talking (longer than a backchannel)
     min_voiced_ms: int = 100  # words count only with at least this much voice (STT hallucinates on coughs)
+    word_alone_voiced_ms: int = 300  # one content word that is not a cut-in word needs this much voice
     word_voiced_ms: int = 200  # less voice than this in an ended sound: no word at all (cough, click, knock)
     words_wait_ms: int = 300  # an ended word-like sound waits this long for the recognizer's words
     max_window_ms: int = 2000  # undecided this long (steady noise keeps the VAD on): not an interruption
@@ -78,6 +107,11 @@ def content_words(text: str) -> list[str]:
     for phrase in ("got it", "thank you", "i see", "uh huh", "mm hmm"):
         joined = joined.replace(phrase, " ")
     return [w for w in joined.split() if w.strip("-'") and w.strip("-'") not in BACKCHANNELS]
+
+
+def request_words(text: str) -> list[str]:
+    """The content words of `text` that are not function words either: what could carry a request."""
+    return [w for w in content_words(text) if w not in FUNCTION_WORDS]
 
 
 def periodicity(pcm: np.ndarray, rate: int) -> float:
@@ -114,7 +148,8 @@ class InterruptionJudge:
         self._quiet_run = 0  # ms without speech up to the last frame observed
         self._onset_at = 0.0
         self._speech = self._voiced = self._quiet = self._elapsed = 0
-        self._words: list[str] = []
+        self._content = 0  # most content words in one recognizer hypothesis since the onset
+        self._cut_in = False  # a cut-in word was heard since the onset
         self._heard_words = False  # the recognizer said something (backchannels included) since the onset
 
     @property
@@ -144,7 +179,7 @@ class InterruptionJudge:
             self._open, self._onset_at = True, at
             self._speech, self._quiet, self._elapsed = FRAME_MS, 0, FRAME_MS
             self._voiced = FRAME_MS if self._is_voiced(frame) else 0
-            self._words, self._heard_words = [], False
+            self._content, self._cut_in, self._heard_words = 0, False, False
             return True
         finally:
             self._prev = frame.copy() if len(frame) == len(self._prev) else self._prev
@@ -167,13 +202,13 @@ class InterruptionJudge:
             c = self.cfg
             if self._voiced >= c.confirm_voiced_ms:
                 return self._decide(Verdict.REAL, at, "voice")
-            if self._words and self._voiced >= c.min_voiced_ms:
+            if self._words_say_something(self._content, self._cut_in, self._voiced):
                 return self._decide(Verdict.REAL, at, "words")
             if self._quiet >= c.release_ms:  # the sound ended
                 if self._voiced < c.word_voiced_ms:
                     return self._decide(Verdict.FALSE, at, "no voice")
-                if self._heard_words:  # words came, none of them content (else REAL above)
-                    return self._decide(Verdict.FALSE, at, "backchannel")
+                if self._heard_words:  # words came that say nothing (else REAL above)
+                    return self._decide(Verdict.FALSE, at, "few words" if self._content else "backchannel")
                 if self._quiet >= c.release_ms + c.words_wait_ms:
                     return self._decide(Verdict.FALSE, at, "no words")
             if self._elapsed >= c.max_window_ms:
@@ -188,10 +223,18 @@ class InterruptionJudge:
         if not self._open:
             return None
         self._heard_words = self._heard_words or bool(_WORD.search(text))
-        self._words += content_words(text)
-        if self._words and self._voiced >= self.cfg.min_voiced_ms:
+        words = request_words(text)
+        self._content = max(self._content, len(words))
+        self._cut_in = self._cut_in or any(w in CUT_IN for w in words)
+        if self._words_say_something(self._content, self._cut_in, self._voiced):
             return self._decide(Verdict.REAL, at, "words")
         return None
+
+    def _words_say_something(self, content: int, cut_in: bool, voiced_ms: int) -> bool:
+        c = self.cfg
+        if voiced_ms < c.min_voiced_ms:
+            return False
+        return content >= 2 or cut_in or (content == 1 and voiced_ms >= c.word_alone_voiced_ms)
 
     def cancel(self) -> None:
         """The agent stopped speaking for another reason: nothing left to judge."""
@@ -202,10 +245,11 @@ class InterruptionJudge:
         return self._onset_at
 
     def says_something(self, text: str, judged: Judgement | None = None) -> bool:
-        """Second look at the final transcript of a sound judged FALSE (or still open: `judged` None): words
-        beyond backchannels, with voice behind them."""
+        """Second look at the final transcript of a sound judged FALSE (or still open: `judged` None): the same
+        rule as the onset's words (module docstring), on the whole transcript."""
         voiced = judged.voiced_ms if judged is not None else self._voiced
-        return bool(content_words(text)) and voiced >= self.cfg.min_voiced_ms
+        words = request_words(text)
+        return self._words_say_something(len(words), any(w in CUT_IN for w in words), voiced)
 
     def _decide(self, verdict: Verdict, at: float, reason: str) -> Judgement:
         self._open = False

@@ -152,3 +152,14 @@ async def test_a_pause_is_resumed_when_the_uplink_stops_coming() -> None:
     assert not link.clears
     conv.post_hangup("NORMAL_CLEARING")
     await asyncio.wait_for(task, 10)
+
+
+async def test_an_invented_function_word_under_a_backchannel_gets_no_reply() -> None:
+    """The offline recognizer's "are" for a caller's "yeah" (seen on a real FreeSWITCH call) is no interruption."""
+    link = MemoryLink()
+    conv, llm, task = await start(link, ("are",))
+    await link.caller_speaks(voiced(350))
+    await quiet(link, 1500)
+    assert len(link.pauses) == 1 and len(link.resumes) == 1 and not link.clears
+    out = await finish(conv, link, task)
+    assert out.false_interruptions == 1 and out.barge_ins == 0 and len(llm.requests) == 0

@@ -140,3 +140,86 @@ def test_content_words_fold_case_width_and_two_word_backchannels() -> None:
     assert content_words("ｗａｉｔ") == ["wait"]  # full-width folded
     assert content_words("okay but what about sunday") == ["but", "what", "about", "sunday"]
     assert content_words("") == []
+
+
+# --- words: what the offline recognizer invents must not interrupt; a real "wait" still does (issue 10) ---
+
+
+def test_invented_function_words_on_a_backchannel_or_a_cough_are_not_an_interruption() -> None:
+    """Seen on a real FreeSWITCH call: the offline recognizer's partials "are" and "the" under "yeah"/"okay"
+    made four false barge-ins."""
+    for text in ("are", "the", "is it", "a", "and the", "you"):
+        j, _ = judge_sound(voiced(350), words={6: text})  # a backchannel-length voiced sound
+        assert j is not None and j.verdict is Verdict.FALSE, (text, j)
+        for seed in range(3):
+            j, _ = judge_sound(burst(300, seed), words={3: text})
+            assert j is None or j.verdict is Verdict.FALSE, (text, seed, j)
+
+
+def test_backchannels_heard_as_words_resume() -> None:
+    for text in ("yeah", "okay", "uh huh", "mm hmm", "right", "네", "got it"):
+        j, _ = judge_sound(voiced(400), words={8: text})
+        assert j is not None and j.verdict is Verdict.FALSE and j.reason == "backchannel", (text, j)
+
+
+def test_cut_in_words_clear_as_soon_as_they_are_heard() -> None:
+    """ "wait", "stop", "sorry", "잠깐만": the words callers take the floor with clear on the partial, with 100 ms of
+    voice; the caller heard the agent stop at the onset already (the pause), so the verdict only must not resume
+    the agent over them."""
+    for text in ("wait", "Stop!", "sorry", "hold on", "excuse me", "no no", "잠깐만요"):
+        j, _ = judge_sound(voiced(300), words={8: text})
+        assert j is not None and j.verdict is Verdict.REAL and j.reason == "words", (text, j)
+        assert j.decided_at - j.onset_at <= 0.2, (text, j)  # at the partial: no wait for more voice
+    # but not on a cough: no voice behind the word
+    for seed in range(3):
+        j, _ = judge_sound(burst(250, seed), words={3: "stop"})
+        assert j is None or j.verdict is Verdict.FALSE, (seed, j)
+
+
+def test_one_other_content_word_needs_more_voice_two_do_not() -> None:
+    cfg = InterruptionConfig()
+    # an invented "bread" on a short voiced sound (shorter than word_alone_voiced_ms of voice): resumed
+    j, _ = judge_sound(voiced(200), words={4: "bread"})
+    assert j is not None and j.verdict is Verdict.FALSE and j.reason == "few words", j
+    # "Sunday?" said for real: once it has word_alone_voiced_ms of voice it is an interruption, before 600 ms
+    j, _ = judge_sound(voiced(500), words={6: "sunday"})
+    assert j is not None and j.verdict is Verdict.REAL and j.reason == "words", j
+    # (the onset frame itself is the first 20 ms of voice)
+    assert (cfg.word_alone_voiced_ms - 20) / 1000 <= round(j.decided_at - j.onset_at, 3) < cfg.confirm_voiced_ms / 1000
+    assert j.voiced_ms >= cfg.word_alone_voiced_ms
+    # two content words: at once (the voice floor only)
+    j, _ = judge_sound(voiced(400), words={6: "what about"})
+    assert j is not None and j.verdict is Verdict.REAL and j.decided_at - j.onset_at <= 0.15, j
+
+
+def test_cumulative_partials_are_not_summed() -> None:
+    """Interim hypotheses repeat the utterance so far: "bread", "bread", "bread" is one word, not three."""
+    vad, judge = WebRtcVad(RATE), InterruptionJudge(RATE)
+    stream = frames(silence(300) + voiced(220) + silence(1500))
+    verdict = None
+    for i, f in enumerate(stream):
+        at = i * 0.02
+        if not judge.pending:
+            if verdict is None:
+                judge.onset(vad.is_speech(f), f, at)
+            continue
+        for _ in range(3):
+            assert judge.words("bread", at) is None
+        verdict = judge.feed(vad.is_speech(f), f, at) or verdict
+    assert verdict is not None and verdict.verdict is Verdict.FALSE, verdict
+
+
+def test_the_second_look_at_a_final_transcript_uses_the_same_rule() -> None:
+    judge = InterruptionJudge(RATE)
+
+    def judged(voiced_ms: int) -> Judgement:
+        return Judgement(Verdict.FALSE, 0.0, 0.5, voiced_ms, voiced_ms, "no words")
+
+    assert not judge.says_something("are", judged(350))
+    assert not judge.says_something("the", judged(350))
+    assert not judge.says_something("yeah okay", judged(350))
+    assert judge.says_something("wait", judged(150))
+    assert not judge.says_something("wait", judged(50))  # a cough: no voice behind it
+    assert judge.says_something("sunday", judged(350))
+    assert not judge.says_something("sunday", judged(250))
+    assert judge.says_something("what about sunday", judged(150))
