@@ -3,6 +3,7 @@
 #
 #   images/build.sh            build what is missing, print progress on stderr; last line = JSON of the images
 #   images/build.sh --paths    only print that JSON (no build): {"agent": {"ref": .., "archive": ..}, ...}
+#   images/build.sh --prune    only prune old results from the cache (a build prunes after it, too)
 #
 # rootfs: a Debian bookworm tarball from Debian's packages (images/rootfs.sh, mmdebstrap), cached by its inputs.
 # agent/operator: rootfs + our wheel with only its extra (+ images/agent/models.txt for the agent) under
@@ -10,7 +11,8 @@
 # (RepoTags = the chart's default references, so `ctr images import` / `docker load` / `podman load` name them).
 # pause: one static binary, the pod sandbox image of the test kubelet.
 # Every archive is named by a hash of its inputs, written under a temp name and renamed when whole, in
-# ${STOREAGENT_CACHE:-$HOME/.cache/storeagent}/images; a second run with the same inputs is a no-op.
+# ${STOREAGENT_CACHE:-$HOME/.cache/storeagent}/images; a second run with the same inputs is a no-op. Results of
+# other inputs are pruned (prune() below), so the cache does not grow with every code change.
 # images/<name>/Containerfile builds the same agent/operator images with any OCI builder (images/README.md).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -47,10 +49,41 @@ paths_json() {
         "$agent_repo:$version" "$(archive agent)" "$op_repo:$version" "$(archive operator)"
     printf '"pause": {"ref": "%s", "archive": "%s"}}\n' "$pause_ref" "$pause_archive"
 }
-if [[ "${1:-}" == "--paths" ]]; then
-    paths_json
-    exit 0
-fi
+# Pruning: every code change makes new agent/operator archives (~900 MB together). Per kind the KEEP most
+# recently used are kept (a hit or a --paths touches its file), and any used in the last KEEP_MINUTES: the cache
+# is shared by several clones, and another one may be about to import the archive it just asked --paths for.
+# The current inputs' results are never pruned; temp results are removed once the build that wrote them is gone.
+KEEP="${STOREAGENT_IMAGES_KEEP:-3}"
+KEEP_MINUTES="${STOREAGENT_IMAGES_KEEP_MINUTES:-30}"
+current() { printf '%s\n' "$rootfs" "$(archive agent)" "$(archive operator)" "$pause_archive"; }
+touch_current() { local f; while IFS= read -r f; do if [[ -e "$f" ]]; then touch -c "$f"; fi; done < <(current); }
+prune() {
+    local kind f n pid keep
+    keep="$(current)"
+    for kind in rootfs agent operator pause; do
+        n=0
+        while IFS= read -r f; do
+            [[ -n "$f" ]] || continue
+            n=$((n + 1))
+            grep -qxF -- "$f" <<<"$keep" && continue
+            (( n <= KEEP )) && continue
+            [[ -n "$(find "$f" -maxdepth 0 -mmin "-$KEEP_MINUTES")" ]] && continue
+            echo "images: pruning $f ($(du -sm "$f" | cut -f1) MB, unused for over $KEEP_MINUTES min)" >&2
+            rm -rf -- "$f"
+        done < <(ls -dt -- "$cache/$kind-"[0-9a-f]* 2>/dev/null | grep -v '\.tmp\.' || true)
+    done
+    for f in "$cache"/*.tmp.*; do  # a killed build's partial result: its pid is the suffix
+        [[ -e "$f" ]] || continue
+        pid="${f##*.tmp.}"
+        [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && continue
+        echo "images: removing $f (left by a build that is gone)" >&2
+        rm -rf -- "$f"
+    done
+}
+case "${1:-}" in
+    --paths) touch_current; paths_json; exit 0 ;;
+    --prune) prune; exit 0 ;;
+esac
 
 start=$SECONDS
 work="$(mktemp -d "${TMPDIR:-/tmp}/storeagent-images.XXXXXX")"
@@ -130,5 +163,7 @@ EOF
         --label "org.opencontainers.image.version=$version" "$c"
     commit "$c" "$( [[ $name == agent ]] && echo "$agent_repo" || echo "$op_repo"):$version" "$out"
 done
+touch_current
+prune
 echo "images: all ready after $((SECONDS - start)) s" >&2
 paths_json
