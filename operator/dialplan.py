@@ -5,7 +5,12 @@ in FreeSWITCH's public.xml). Per shop: match its numbers, set channel variables,
 Service `async full`, and then the fallback as the very next actions: FreeSWITCH continues the dialplan both
 when the agent cannot be reached and when it dies mid-call (tests/data/freeswitch-1.10.12/fslog-agent-*.txt).
 `send_silence_when_idle` is deliberately NOT set: with mod_storeagent's own paced writer it doubles the
-outgoing RTP stream (DESIGN.md).
+outgoing RTP stream (DESIGN.md). Nor is `rtp_timer_name=none` (it would save the caller's audio FreeSWITCH's
+0-20 ms timed read): measured on a real 1.10.12, a channel without an RTP timer is paced by the caller's packets,
+so with a silent caller (silence suppression, hold) an agent that dies mid-call leaves dead air - the session
+thread never reaches the forward (no INVITE in 18 s; with the profile's `soft` timer the INVITE left 82 ms after
+the kill) - and a `playback` sends 4 packets in 15 s. `timer_name=soft` before the playback mends only the
+playback, not the stalled fallback, so the channel keeps the profile's timer (docs/benchmarks.md "Wire").
 
 Every tenant-written value is checked against a narrow allowlist here again, whatever admission let through
 (defense in depth: a spec stored before a rule existed, or a bug in the CRD): FreeSWITCH expands `${..}` and

@@ -46,6 +46,14 @@ def test_socket_then_forward_fallback() -> None:
     assert cond.get("expression") == r"^\+?(15551230001|15551230002)$"
 
 
+def test_the_channel_keeps_freeswitchs_rtp_timer() -> None:
+    """No `rtp_timer_name=none`, no `timer_name`: without an RTP timer a silent caller's channel never runs its
+    fallback when the agent dies (measured on FreeSWITCH 1.10.12, see the module docstring)."""
+    for fb in (Fallback(forward_to="+15559990000"), Fallback(), Fallback(playback="ivr/closed.wav")):
+        xml = render(fb)
+        assert "timer_name" not in xml and "rtp_timer" not in xml
+
+
 def test_default_apology_is_the_shipped_file_in_the_shops_language() -> None:
     assert dialplan.apology_file("ko-KR") == "storeagent/apology-ko.wav"
     assert dialplan.apology_file("ko") == "storeagent/apology-ko.wav"
