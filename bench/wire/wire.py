@@ -116,7 +116,7 @@ def cmd_barge(a: argparse.Namespace) -> None:
     stops: list[float] = []
     up_part: list[float] = []
     down_part: list[float] = []
-    missed = 0
+    missed = held = 0
     for k, dn in sorted(down.items()):
         start = dn[0][0]
         conn = min(syn, key=lambda c: abs(syn[c] - start)) if syn else None
@@ -133,8 +133,14 @@ def cmd_barge(a: argparse.Namespace) -> None:
             if not onset or sum(1 for x in loud if t - 0.06 <= x <= t + 0.02) < 2:
                 continue
             after = [x for x in loud if x >= t - 0.02]
-            stop = next((x + 0.02 for x, y in zip(after, [*after[1:], math.inf], strict=True) if y - x >= 0.2), None)
             tag = f"fs port {k[0]} onset +{t - start:.2f} s"
+            if not after or after[0] - t >= 0.2:  # silent from before the onset on: a gap between its clauses
+                held += 1
+                ctl0 = sorted(c for c in [*mine, *mine_p] if t <= c <= t + 0.5)
+                print(f"{tag}: agent between clauses at the onset (not counted); its next words held: "
+                      + (f"pause/clear +{(ctl0[0] - t) * 1000:.0f} ms" if ctl0 else "NO pause/clear within 0.5 s"))
+                continue
+            stop = next((x + 0.02 for x, y in zip(after, [*after[1:], math.inf], strict=True) if y - x >= 0.2), None)
             if stop is None or stop - t > 1.5:
                 missed += 1
                 print(f"{tag}: agent did NOT stop within 1.5 s")
@@ -159,8 +165,8 @@ def cmd_barge(a: argparse.Namespace) -> None:
                 split += "; cleared"
             print(f"{tag}: agent silent after {stops[-1]:.0f} ms{split}")
     if stops:
-        print(f"barge-ins {len(stops)} (+{missed} not stopped within 1.5 s): stop ms p50 {pct(stops, 50):.0f} "
-              f"p95 {pct(stops, 95):.0f} max {max(stops):.0f}")
+        print(f"barge-ins {len(stops)} (+{missed} not stopped within 1.5 s; {held} onsets in a gap between the agent's "
+              f"clauses not counted): stop ms p50 {pct(stops, 50):.0f} p95 {pct(stops, 95):.0f} max {max(stops):.0f}")
     if up_part:
         print(f"  onset -> first pause/clear p50 {pct(up_part, 50):.0f} p95 {pct(up_part, 95):.0f}; -> silent p50 "
               f"{pct(down_part, 50):.0f} p95 {pct(down_part, 95):.0f} (ms, n={len(up_part)})")
