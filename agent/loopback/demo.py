@@ -1,11 +1,11 @@
 """`storeagent demo` (`make demo`): call the example shop end to end, offline, through real sockets.
 
-The agent runs as it does in production (ESL server + audio websocket, offline providers: pocketsphinx, the
-shop answerer, piper). The loopback plays FreeSWITCH on both wires; the caller's questions are synthesized with
-espeak-ng (a different voice from the agent's), so every word goes through real speech recognition. One long
-answer is interrupted. The demo prints the transcript with per-turn latencies and the barge-in stop time,
-writes a stereo WAV (caller left, agent right), checks the answers state the facts from the manifest, and
-exits non-zero when anything fails.
+The agent runs as it does in production (ESL server + audio websocket, offline providers: Whisper base — or
+pocketsphinx without the offline-whisper extra — the shop answerer, piper). The loopback plays FreeSWITCH on both
+wires; the caller's questions are synthesized with espeak-ng (a different voice from the agent's), so every word
+goes through real speech recognition. One long answer is interrupted. The demo prints the transcript with per-turn
+latencies and the barge-in stop time, writes a stereo WAV (caller left, agent right), checks the answers state the
+facts from the manifest, and exits non-zero when anything fails.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from storeagent.agent.__main__ import warm_up
 from storeagent.agent.app import AgentApp
 from storeagent.agent.loopback.caller import LoopbackCall
 from storeagent.agent.metrics import AgentMetrics
@@ -83,6 +84,7 @@ async def run_demo(manifest: Path, wav: Path, rate: int, providers_mode: str) ->
           f"{providers_mode} providers...", flush=True)
     metrics = AgentMetrics(shop.store)
     providers = build_providers(shop, providers_mode, metrics)
+    await warm_up(providers, shop.language)  # as `storeagent agent serve` does: engines loaded before the call
     outbox = await build_outbox(settings, shop)
     outcomes: dict[str, ConversationOutcome] = {}
     done = asyncio.Event()

@@ -83,17 +83,32 @@ def default_offline(shop: ShopConfig) -> OfflineProviders:
     # Imported here: loading the offline engines' modules pulls pocketsphinx/piper, which a cloud-only test
     # or a shop that never falls back should not pay for at import time.
     from storeagent.agent.providers.answerer import ShopAnswerer
-    from storeagent.agent.providers.offline_stt import PocketsphinxSTT
     from storeagent.agent.providers.offline_tts import EspeakTTS, PiperTTS
     from storeagent.agent.providers.scripted import ScriptedLLM
-    from storeagent.agent.store.knowledge import caller_phrases
 
     if primary_language(shop.language) == "en":
-        return OfflineProviders(stt=[PocketsphinxSTT(caller_phrases(shop.profile))],
+        return OfflineProviders(stt=[english_offline_stt(shop)],
                                 llm=[ShopAnswerer(shop.profile)], tts=[PiperTTS(), EspeakTTS()])
     line = TAKE_A_MESSAGE.get(primary_language(shop.language), TAKE_A_MESSAGE["en"])
     return OfflineProviders(stt=offline_stt_for(shop.language), llm=[ScriptedLLM(line, name="offline")],
                             tts=[EspeakTTS()])
+
+
+def english_offline_stt(shop: ShopConfig) -> STT:
+    """Whisper base when its extra is installed (the offline default: docs/benchmarks.md "Quality"), else
+    pocketsphinx with the shop's phrase model. One recognizer, not a chain of both: a member that is not last
+    must give its final within the STT stage's 1 s, and a loaded box would push a Whisper decode past that
+    onto pocketsphinx for the rest of the call — worse than waiting a little longer for the better words."""
+    from storeagent.agent.providers import whisper_stt
+    from storeagent.agent.store.knowledge import caller_phrases, shop_vocabulary
+
+    if whisper_stt.available():
+        return whisper_stt.WhisperSTT(shop_vocabulary(shop.profile))
+    from storeagent.agent.providers.offline_stt import PocketsphinxSTT
+
+    log.info("faster-whisper or its model wheels are not installed (extra offline-whisper): offline STT is "
+             "pocketsphinx")
+    return PocketsphinxSTT(caller_phrases(shop.profile))
 
 
 def offline_stt_for(language: str) -> list[STT]:

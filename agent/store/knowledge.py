@@ -291,3 +291,14 @@ def caller_phrases(profile: ShopProfile) -> list[str]:
     faq = [e.question.lower() for e in profile.faq]
     return ([t.format(d=d) for t in hours for d in days] + [t.format(i=i) for t in asks for i in items]
             + fixed + holidays + faq)
+
+
+def shop_vocabulary(profile: ShopProfile) -> list[str]:
+    """The shop's own names — its name, its items and their aliases, its street, its holidays — and no sentence:
+    a spelling bias for a recognizer that takes a word prompt (Whisper), which cannot steer it toward any phrasing
+    (tests/unit/test_bench_quality.py checks no held-out or demo sentence gets in)."""
+    names = [profile.name, *(n for m in profile.menu for n in (m.name, *m.aliases))]
+    if profile.address:
+        names.append(profile.address.split(",")[0])
+    names += [h.name for h in profile.holidays if h.name]
+    return [n.strip() for n in names if n.strip()]

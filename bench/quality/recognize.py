@@ -51,11 +51,22 @@ def make_recognizer(name: str, shop: ShopConfig) -> STT:
         from storeagent.agent.providers.vosk_stt import VoskSTT
 
         return VoskSTT(k.caller_phrases(shop.profile))
-    if name == "whisper-base":
-        from whisper_stt import WhisperSTT  # bench-only candidate (not an agent provider)
-
-        return WhisperSTT()
+    if name.startswith("whisper"):
+        return _whisper(name, shop)
     raise SystemExit(f"--recognizers: unknown recognizer {name!r}")
+
+
+def _whisper(name: str, shop: ShopConfig) -> STT:
+    """whisper[+shop][-beam5][-ctx30]: the agent's Whisper provider; +shop: the shop's names as its prompt;
+    -beam5: beam search; -ctx30: the encoder over Whisper's whole 30 s window (faster-whisper's default)."""
+    from storeagent.agent.providers.whisper_stt import WhisperSTT
+
+    parts = name.split("-")
+    if parts[0] not in ("whisper", "whisper+shop") or not set(parts[1:]) <= {"beam5", "ctx30", "interim"}:
+        raise SystemExit(f"--recognizers: unknown recognizer {name!r}")
+    vocab = k.shop_vocabulary(shop.profile) if parts[0] == "whisper+shop" else ()
+    return WhisperSTT(vocab, beam_size=5 if "beam5" in parts else 1, ctx_step_s=30 if "ctx30" in parts else 1.0,
+                      interim_s=1.0 if "interim" in parts else 0.0, workers=1)
 
 
 async def recognize(stt: STT, pcm: bytes, language: str) -> Heard:

@@ -147,9 +147,9 @@ def print_table(summary: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--recognizers", default="pocketsphinx+shop,pocketsphinx,vosk",
+    p.add_argument("--recognizers", default="pocketsphinx+shop,whisper,whisper+shop,vosk",
                    help="comma list: pocketsphinx, pocketsphinx+shop (shop vocabulary bias), vosk (Korean), "
-                        "whisper-base (bench-only candidate, needs faster-whisper)")
+                        "whisper[+shop][-beam5][-ctx30][-interim] (the offline default; see recognize.py)")
     p.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--limit", type=int, default=0, help="every n-th utterance only (smoke runs)")

@@ -45,7 +45,7 @@ def speech_shop() -> ShopConfig:
 
 async def production_chains(shop: ShopConfig, url: str, metrics: AgentMetrics) -> ProviderSet:
     providers = build_providers(shop, metrics, secrets=Secrets.from_env({}), speech_url=url)
-    assert [p.name for p in providers.stt.providers] == ["speech", "pocketsphinx"]  # type: ignore[attr-defined]
+    assert [p.name for p in providers.stt.providers] == ["speech", "whisper"]  # type: ignore[attr-defined]
     assert [p.name for p in providers.tts.providers] == ["speech", "piper", "espeak"]  # type: ignore[attr-defined]
     await warm_up(providers, shop.language)  # as `storeagent agent serve` does: fallbacks loaded before calls
     return providers

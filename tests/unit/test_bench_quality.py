@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from storeagent.agent.loopback.demo import script_for
-from storeagent.agent.store.knowledge import caller_phrases
+from storeagent.agent.store.knowledge import caller_phrases, shop_vocabulary
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench/quality"))
@@ -46,6 +46,9 @@ def test_heldout_and_demo_sentences_are_not_in_any_vocabulary() -> None:
         for sentence in [*held, *demo]:
             assert sentence not in vocab
             assert not any(len(v.split()) >= 4 and v in sentence for v in vocab), sentence
+        # Whisper's prompt: the shop's names, none of them a caller's sentence
+        for name in shop_vocabulary(shop.profile):
+            assert len(name.split()) <= 4 and _norm(name) not in {*held, *demo}, name
 
 
 def test_every_utterance_expects_facts_from_the_manifest() -> None:
