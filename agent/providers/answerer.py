@@ -34,6 +34,7 @@ _BYE = {"bye", "goodbye"}
 _BYE_PHRASES = ("thats all", "that is all", "nothing else", "no thank you", "no thanks", "have a good day")
 _HOURS = {"open", "opening", "opens", "close", "closing", "closes", "closed", "hours", "hour"}
 _NOW = {"now", "currently", "still"}
+_EARLY_LATE = {"early", "earliest", "late", "latest"}  # "how early can I come in on Saturday" asks the hours
 _MENU = ("menu", "what do you sell", "what do you have", "what kind", "what else do you", "what do you make",
          "what do you bake")
 _WHERE = {"where", "address", "located", "location", "directions", "direction", "parking", "park"}
@@ -104,7 +105,7 @@ class ShopAnswerer:
         faq = k.faq_keyword_match(p, text)
         if faq is not None:
             return Answer(faq.answer)
-        if w & _HOURS or (self._day_in(said) is not None and ("time" in w or "what" in w)):
+        if w & _HOURS or (self._day_in(said) is not None and ("time" in w or "what" in w or w & _EARLY_LATE)):
             return Answer(self._hours(said))
         if any(m in s for m in _MENU):
             return Answer(self._menu())

@@ -47,6 +47,8 @@ async def ask(config: ShopConfig, text: str, when: datetime = WED_NOON,
     [
         ("what time do you open on saturday", "On Saturday we're open 8 AM to 4 PM."),
         ("when do you close on fridays", "On Friday we're open 7 AM to 8 PM."),
+        ("Hi, how early can I come in on Saturday?", "On Saturday we're open 8 AM to 4 PM."),  # not a greeting
+        ("how late can i stop by tomorrow", "Tomorrow we're open 7 AM to 6 PM."),
         ("are you open tomorrow", "Tomorrow we're open 7 AM to 6 PM."),
         ("are you open on sunday", "On Sunday we're closed."),
         ("are you open on christmas eve", "On Christmas Eve we're open 7 AM to 12 PM for Christmas Eve."),

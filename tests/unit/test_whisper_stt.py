@@ -28,8 +28,11 @@ async def _speech(text: str) -> bytes:
 
 
 async def _feed(stream: STTStream, pcm: bytes) -> None:
-    for i in range(0, len(pcm), NB.frame_bytes):
+    """In real time, as a call sends it (an interim decode needs the time a caller takes to speak)."""
+    t0 = time.monotonic()
+    for n, i in enumerate(range(0, len(pcm), NB.frame_bytes)):
         await stream.send(pcm[i : i + NB.frame_bytes])
+        await asyncio.sleep(max(0.0, t0 + (n + 1) * 0.02 - time.monotonic()))
 
 
 async def _transcripts(stream: STTStream, finals: int) -> AsyncIterator[Transcript]:
