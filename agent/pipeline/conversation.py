@@ -594,9 +594,11 @@ class Conversation:
         try:
             async for ev in self.stt.events():
                 if isinstance(ev, Transcript) and self._judge.pending:  # words decide a pending interruption
-                    judged = self._judge.words(ev.text, time.monotonic())
+                    judged = self._judge.words(ev.text, time.monotonic(), ev.is_final)
                     if judged is not None:
                         await self._on_judgement(judged)
+                if isinstance(ev, Transcript):
+                    self._judge.transcript(ev.text, ev.is_final)
                 if isinstance(ev, Transcript) and ev.is_final:
                     self._heard.final(ev.text, ev.audio_end_at)
                 elif isinstance(ev, UtteranceEnd) and getattr(self.stt, "decides_turns", False):

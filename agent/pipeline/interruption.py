@@ -151,6 +151,8 @@ class InterruptionJudge:
         self._content = 0  # most content words in one recognizer hypothesis since the onset
         self._cut_in = False  # a cut-in word was heard since the onset
         self._heard_words = False  # the recognizer said something (backchannels included) since the onset
+        self._interim = ""  # the recognizer's last interim hypothesis (its utterance so far), "" after a final
+        self._baseline = ""  # that hypothesis when the judgement opened: words the caller said before the onset
 
     @property
     def pending(self) -> bool:
@@ -180,6 +182,7 @@ class InterruptionJudge:
             self._speech, self._quiet, self._elapsed = FRAME_MS, 0, FRAME_MS
             self._voiced = FRAME_MS if self._is_voiced(frame) else 0
             self._content, self._cut_in, self._heard_words = 0, False, False
+            self._baseline = self._interim
             return True
         finally:
             self._prev = frame.copy() if len(frame) == len(self._prev) else self._prev
@@ -218,10 +221,23 @@ class InterruptionJudge:
         finally:
             self._prev = frame.copy() if len(frame) == len(self._prev) else self._prev
 
-    def words(self, text: str, at: float) -> Judgement | None:
-        """Recognizer text (partial or final) that arrived while the judgement is open."""
+    def transcript(self, text: str, is_final: bool) -> None:
+        """Every recognizer result, judged or not: an interim hypothesis repeats the utterance so far, so when a
+        recognizer runs behind the audio (a loaded decoder) the first interim after an onset can still carry
+        the words of the caller's previous sentence; `words()` counts only what follows them."""
+        self._interim = "" if is_final else text
+
+    def words(self, text: str, at: float, is_final: bool = False) -> Judgement | None:
+        """Recognizer text (partial or final) that arrived while the judgement is open; then pass every result
+        (this one too) to `transcript()`, which keeps the next onset's baseline current."""
         if not self._open:
             return None
+        base = _WORD.findall(unicodedata.normalize("NFKC", self._baseline).casefold())
+        said = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+        if base and said[: len(base)] == base:  # the same utterance as before the onset: only its new words
+            text = " ".join(said[len(base):])
+        if is_final:
+            self._baseline = ""
         self._heard_words = self._heard_words or bool(_WORD.search(text))
         words = request_words(text)
         self._content = max(self._content, len(words))

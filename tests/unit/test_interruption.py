@@ -223,3 +223,49 @@ def test_the_second_look_at_a_final_transcript_uses_the_same_rule() -> None:
     assert judge.says_something("sunday", judged(350))
     assert not judge.says_something("sunday", judged(250))
     assert judge.says_something("what about sunday", judged(150))
+
+
+def test_a_late_interim_of_the_sentence_before_the_onset_does_not_count() -> None:
+    """A recognizer behind the audio (seen on a real FreeSWITCH call with the decoder holding the GIL) sends,
+    after the onset of a "yeah", an interim of the caller's previous question: its words are not the new sound's."""
+    vad, judge = WebRtcVad(RATE), InterruptionJudge(RATE)
+    judge.transcript("where are you located", is_final=False)  # the question: its final not in yet
+    stream = frames(silence(300) + voiced(350) + silence(1500))
+    verdict = None
+    for i, f in enumerate(stream):
+        at = i * 0.02
+        if not judge.pending:
+            if verdict is None:
+                judge.onset(vad.is_speech(f), f, at)
+            continue
+        if i == 30:  # 300 ms into the sound: the old utterance's interim again, then a backchannel on it
+            for text in ("where are you located", "where are you located yeah"):
+                assert judge.words(text, at) is None, text
+                judge.transcript(text, is_final=False)
+        verdict = judge.feed(vad.is_speech(f), f, at) or verdict
+    assert verdict is not None and verdict.verdict is Verdict.FALSE, verdict
+    # without that baseline the same interim is two content words: a real interruption
+    judge = InterruptionJudge(RATE)
+    assert judge.onset(True, voiced(20), 0.0)
+    for k in range(1, 8):
+        judge.feed(True, voiced(20), k * 0.02)
+    j = judge.words("where are you located", 0.16)
+    assert j is not None and j.verdict is Verdict.REAL
+
+
+def test_words_after_the_baseline_still_interrupt() -> None:
+    judge = InterruptionJudge(RATE)
+    judge.transcript("what time", is_final=False)
+    assert judge.onset(True, voiced(20), 0.0)
+    for k in range(1, 8):
+        judge.feed(True, voiced(20), k * 0.02)
+    assert judge.words("what time", 0.16) is None  # nothing new yet
+    j = judge.words("what time wait", 0.18)
+    assert j is not None and j.verdict is Verdict.REAL and j.reason == "words"
+    # a final ends the recognizer's utterance: the next onset has no baseline
+    judge.transcript("what time wait", is_final=True)
+    assert judge.onset(True, voiced(20), 1.0)
+    for k in range(1, 8):
+        judge.feed(True, voiced(20), 1.0 + k * 0.02)
+    j = judge.words("what about", 1.16)
+    assert j is not None and j.verdict is Verdict.REAL
