@@ -76,8 +76,7 @@ integration: venv deps builds
 e2e: venv deps builds
 	$(BIN)/pytest -q tests/e2e $(PYTEST_ARGS)
 
-# The real-node tier: the chart and the operator-rendered pods on a real kubelet + containerd (root). Not in
-# `make test` yet: its builds and run add ~10 min to a cold CI run that must stay under 45 (images/README.md).
+# The real-node tier alone: the chart and the operator-rendered pods on a real kubelet + containerd (root).
 node: venv deps builds images kubelet
 	$(BIN)/pytest -q tests/node $(PYTEST_ARGS)
 
@@ -85,14 +84,16 @@ ctest: deps
 	$(MAKE) -C freeswitch/mod_storeagent test
 
 # One pytest session for all tiers (session fixtures are shared; the summary prints a line per tier), each stage
-# timed by .ci/stage.sh. The C stage runs the cmocka tests under ASan+UBSan and valgrind; the cross-language
-# harness test already ran inside pytest (tests/e2e/test_c_harness.py).
+# timed by .ci/stage.sh. The real-node tier's builds (images, kubelet) are their own stage, before pytest. The C
+# stage runs the cmocka tests under ASan+UBSan and valgrind; the cross-language harness test already ran inside
+# pytest (tests/e2e/test_c_harness.py).
 STAGE := bash .ci/stage.sh
 test:
 	@$(STAGE) install $(MAKE) --no-print-directory venv deps
 	@$(STAGE) builds $(MAKE) --no-print-directory builds
+	@$(STAGE) node-builds $(MAKE) --no-print-directory images kubelet
 	@$(STAGE) lint $(MAKE) --no-print-directory lint
-	@$(STAGE) pytest $(BIN)/pytest -q tests --ignore=tests/node $(PYTEST_ARGS)
+	@$(STAGE) pytest $(BIN)/pytest -q tests $(PYTEST_ARGS)
 	@$(STAGE) c $(MAKE) --no-print-directory -C freeswitch/mod_storeagent unit valgrind
 	@$(STAGE) --summary
 

@@ -2,12 +2,13 @@
 
 One node per session (start-up: the control plane, image import, node Ready). Everything it starts lives in its own
 dirs, cgroups and network namespace and is removed at the end (support/node.py); two runs on one machine do not
-meet. Needs root (network namespaces, cgroups, mounts): skipped otherwise, never half-run.
+meet. Package-scoped: the node is gone before the next tier runs (its pods would take CPU from it). Needs root,
+network namespaces, overlayfs and writable cgroups: a machine without them fails at once saying which (preflight),
+never a hang or a half-started node.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -17,15 +18,14 @@ from pathlib import Path
 import pytest
 
 from support.controlplane import ControlPlane, ensure_built
-from support.node import Node, NodeHost, artifacts
+from support.node import Node, NodeHost, artifacts, preflight
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    if os.geteuid() != 0:
-        pytest.skip("the real-node tier needs root (network namespace, cgroups, mounts)")
+    preflight()
     bin_dir = ensure_built()
     images = artifacts(bin_dir)  # fails at once naming `make images` / `make kubelet` / `make deps`
     host = NodeHost(Path(tempfile.mkdtemp(prefix="sa-node-")))  # short: unix socket paths are limited

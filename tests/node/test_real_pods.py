@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -37,6 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "sunrise-bakery.yaml"
 NS, SYSTEM_NS, NAME, RELEASE = "shops", "storeagent-system", "sunrise-bakery", "sa"
+SPEECH_SHOP, SPEECH_PORT = "sunrise-speech", 8090
 ESL, HTTP = 8084, 8080
 TURN_S = 90  # one caller turn on a loaded 2-core machine (STT + answer + TTS in a pod)
 # The demo's rate: at 8 kHz the offline STT hears "what are you on" for the Saturday question (the phone-band
@@ -52,27 +54,40 @@ def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
 
 
-def agent_pods(node: Node) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = kube_json(node, "-n", NS, "get", "pods", "-l", f"storeagent.dev/store={NAME}")["items"]
+def agent_pods(node: Node, name: str = NAME) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = kube_json(node, "-n", NS, "get", "pods", "-l", f"storeagent.dev/store={name}")["items"]
     return pods
 
 
-def ready_agents(node: Node, want: int) -> list[dict[str, Any]] | None:
+def ready_agents(node: Node, want: int, name: str = NAME) -> list[dict[str, Any]] | None:
     """`want` Ready agent pods not being deleted; a container that restarted fails the test at once, with its log."""
-    everyone = agent_pods(node)
+    everyone = agent_pods(node, name)
     for p in everyone:
         for st in p["status"].get("containerStatuses", []):
             if st.get("restartCount", 0) > 0:
-                name = p["metadata"]["name"]
-                log = node.cp.kubectl("-n", NS, "logs", name, "--previous", check=False)
-                raise AssertionError(f"agent container of {name} restarted: {st}\n{log.stdout[-4000:]}{log.stderr}")
+                pod = p["metadata"]["name"]
+                log = node.cp.kubectl("-n", NS, "logs", pod, "--previous", check=False)
+                raise AssertionError(f"agent container of {pod} restarted: {st}\n{log.stdout[-4000:]}{log.stderr}")
     pods = [p for p in everyone if ready(p) and not p["metadata"].get("deletionTimestamp")]
     return pods if len(pods) == want else None
 
 
-def status(node: Node) -> dict[str, Any]:
-    st: dict[str, Any] = kube_json(node, "-n", NS, "get", "storeagent", NAME).get("status") or {}
+def status(node: Node, name: str = NAME) -> dict[str, Any]:
+    st: dict[str, Any] = kube_json(node, "-n", NS, "get", "storeagent", name).get("status") or {}
     return st
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text exposition (0 when absent: a labelled counter not yet incremented)."""
+    with urllib.request.urlopen(url, timeout=5) as r:
+        body = r.read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, _, value = line.rpartition(" ")
+            got = dict(re.findall(r'(\w+)="([^"]*)"', head))
+            if all(got.get(k) == v for k, v in labels.items()):
+                return float(value)
+    return 0.0
 
 
 def http_status(url: str) -> int:
@@ -107,9 +122,9 @@ def call_records(path: Path) -> list[dict[str, Any]]:
 
 
 def pod_log(node: Node, pod: dict[str, Any]) -> str:
-    """The agent container's log as the kubelet wrote it (what `kubectl logs` serves)."""
-    m = pod["metadata"]
-    logs = sorted((node.host.base / "pod-logs").glob(f"{m['namespace']}_{m['name']}_{m['uid']}/agent/*.log"))
+    """The pod's (only) container's log as the kubelet wrote it (what `kubectl logs` serves)."""
+    m, container = pod["metadata"], pod["spec"]["containers"][0]["name"]
+    logs = sorted((node.host.base / "pod-logs").glob(f"{m['namespace']}_{m['name']}_{m['uid']}/{container}/*.log"))
     return "".join(p.read_text(errors="replace") for p in logs)
 
 
@@ -124,12 +139,13 @@ def hours_question(shop: ShopConfig) -> Question:
 class Caller:
     """Loopback calls (FreeSWITCH's side of both wires) to one agent pod's address, in the caller's own voice."""
 
-    def __init__(self, ip: str) -> None:
+    def __init__(self, ip: str, store: str = NAME) -> None:
         self.ip = ip
+        self.store = store
         self.voice = EspeakTTS(words_per_minute=150)
 
     async def answered(self, number: str = "+15555550123") -> LoopbackCall:
-        call = LoopbackCall(self.ip, ESL, store=NAME, caller_number=number, rate=RATE)
+        call = LoopbackCall(self.ip, ESL, store=self.store, caller_number=number, rate=RATE)
         await call.start(timeout=60)
         assert await call.wait_agent_done(quiet=0.8, timeout=TURN_S), "no greeting"
         return call
@@ -159,11 +175,9 @@ def answers(record: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def installed(node: Node) -> Node:
-    node.cp.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    t0 = time.monotonic()
-    values = {
+def chart_values(node: Node) -> dict[str, Any]:
+    """The release's values on this node (the speech test upgrades it with more)."""
+    return {
         "freeswitch": {"enabled": False},  # no FreeSWITCH image can be built here (freeswitch/README.md)
         # The shared speech service requests 2 CPUs: on this 2-core node nothing else would be scheduled. The
         # example shop runs its offline engines in its own pod.
@@ -176,12 +190,22 @@ def installed(node: Node) -> Node:
                          {"name": "KUBERNETES_SERVICE_PORT", "value": str(node.cp.api_port)}],
         },
     }
-    values_file = node.host.base / "values.yaml"
+
+
+def helm_release(node: Node, verb: str, values: dict[str, Any]) -> None:
+    values_file = node.host.base / f"values-{verb}.yaml"
     values_file.write_text(yaml.safe_dump(values))
+    t0 = time.monotonic()
     # Image references are the chart's defaults: what `make images` tagged.
-    helm("install", RELEASE, str(CHART), "-n", SYSTEM_NS, "--create-namespace", "-f", str(values_file),
+    helm(verb, RELEASE, str(CHART), "-n", SYSTEM_NS, "--create-namespace", "-f", str(values_file),
          "--wait", "--timeout", "5m", "--kubeconfig", str(node.cp.kubeconfig))
-    print(f"node: helm install --wait took {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    print(f"node: helm {verb} --wait took {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def installed(node: Node) -> Node:
+    node.cp.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    helm_release(node, "install", chart_values(node))
     return node
 
 
@@ -323,3 +347,90 @@ async def test_spec_change_rolls_the_pods(installed: Node) -> None:
                                       "the call record of the rolled pod")
     (_, answer), *_ = answers(records[-1])[-1:]
     assert "harbour road" in answer.lower(), answer
+
+
+def speech_values(node: Node, url: str = "") -> dict[str, Any]:
+    values = chart_values(node)
+    # The chart's speech pod asks for 2 CPUs (a production pod: docs/benchmarks.md); on this 2-core node that
+    # leaves nothing for the rest, so one worker on a quarter core requested, limited to the node's 2 (a worker
+    # throttled to 1 core on a loaded box missed the agent's 0.8 s first-audio timeout). Refusal by queue wait is off
+    # (saturationSeconds 10): a starved CI box must not move the call to the in-process fallback, which this test
+    # tells apart (admission is tested in tests/unit/test_speech_protocol.py and tests/e2e/test_speech_faults.py).
+    values["speech"] = {
+        "enabled": True, "replicas": 1, "workers": 1, "saturationSeconds": 10, "autoscaling": {"enabled": False},
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "1536Mi"}},
+    }
+    if url:
+        # No cluster DNS and no kube-proxy on this node: the Service name the chart renders into --speech-url does
+        # not resolve here, so the operator is given the speech pod's address (its last --speech-url wins).
+        values["operator"]["extraArgs"] = [f"--speech-url={url}"]
+    return values
+
+
+def speech_pods(node: Node) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = kube_json(node, "-n", SYSTEM_NS, "get", "pods", "-l",
+                                           "app.kubernetes.io/name=storeagent-speech")["items"]
+    return pods
+
+
+async def test_agent_pod_speaks_through_the_speech_service_pod(installed: Node) -> None:
+    """Issue 14 on real pods: the chart's speech Deployment runs, the operator renders its URL into the agent pod of a
+    shop choosing `speech`, and that pod's call uses the speech pod: both streams admitted there, the caller's
+    question recognised there (a final transcript produced by the service, no STT fallback in the agent) and
+    answered with the shop's facts. TTS fallbacks are reported, not asserted: the agent's 0.8 s first-audio
+    deadline is missed by any piper on this box when it is loaded (in-process piper measured 1.7-2.2 s at load 8),
+    and moving that sentence to the in-process voice is the designed behaviour (tests/e2e/test_speech_faults.py)."""
+    node = installed
+    await asyncio.to_thread(helm_release, node, "upgrade", speech_values(node))
+    (sp,) = await asyncio.to_thread(wait_for, lambda: [p for p in speech_pods(node) if ready(p)] or None, 300,
+                                    "the speech pod Ready (probe /readyz: models loaded)")
+    assert _proc_uid(container_pid(node, sp)) == 10001 and "ro" in _root_mount_options(container_pid(node, sp))
+    url = f"ws://{sp['status']['podIP']}:{SPEECH_PORT}"
+    await asyncio.to_thread(helm_release, node, "upgrade", speech_values(node, url))
+
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"]["name"] = SPEECH_SHOP
+    doc["spec"]["phoneNumbers"] = ["+15551230002"]
+    doc["spec"]["providers"].update({"stt": {"name": "speech"}, "tts": {"name": "speech"}})
+    doc["spec"]["scaling"]["replicas"] = 1
+    node.cp.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(doc))
+    (pod,) = await asyncio.to_thread(wait_for, lambda: ready_agents(node, 1, SPEECH_SHOP), 400,
+                                     "the speech shop's agent pod Ready", 1.0)
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env.get("STOREAGENT_SPEECH_URL") == url, env
+
+    sp_metrics = f"{url.replace('ws://', 'http://')}/metrics"
+    def speech_counts() -> dict[str, float]:
+        out = {k: metric(sp_metrics, "storeagent_speech_streams_total", kind=k) for k in ("stt", "tts")}
+        for stage in ("stt_final", "tts_first_audio"):
+            for part in ("count", "sum"):
+                out[f"{stage}_{part}"] = metric(sp_metrics, f"storeagent_speech_latency_seconds_{part}", stage=stage)
+        return out
+
+    streams = speech_counts()
+    caller = Caller(pod["status"]["podIP"], store=SPEECH_SHOP)
+    question = hours_question(shop_config_from_manifest(doc))
+    call = await caller.answered()
+    try:
+        await caller.ask(call, question)
+    finally:
+        await end(call)
+    records = await asyncio.to_thread(wait_for, lambda: call_records(outbox_path(node, pod)), 60,
+                                      "the call record in the speech shop's outbox")
+    heard = answers(records[-1])
+    served = {k: round(v - streams[k], 3) for k, v in speech_counts().items()}
+    agent_metrics = f"http://{pod['status']['podIP']}:{HTTP}/metrics"
+    fell_back = {k: metric(agent_metrics, "storeagent_provider_fallbacks_total", stage=k) for k in ("stt", "tts")}
+    print(f"node: the call through pod {pod['metadata']['name']} ({caller.ip}) with the speech pod "
+          f"{sp['metadata']['name']} ({url}):", file=sys.stderr)
+    for said, answer in heard:
+        print(f"  caller: {said!r}\n  agent:  {answer!r}", file=sys.stderr)
+    print(f"node: speech pod during the call (streams, latency count/sum s) {served}, agent fallbacks {fell_back}, "
+          f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    print("node: agent pod log:\n" + pod_log(node, pod)[-2000:], file=sys.stderr)
+    print("node: speech pod log:\n" + pod_log(node, sp)[-2000:], file=sys.stderr)
+    assert served["stt"] >= 1 and served["tts"] >= 1 and served["stt_final_count"] >= 1, served
+    assert fell_back["stt"] == 0, fell_back
+    said = " ".join(answer for _, answer in heard)
+    for pattern in question.expect:
+        assert re.search(pattern, said, re.IGNORECASE), (question.text, heard)

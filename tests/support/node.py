@@ -28,6 +28,7 @@ import random
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,52 @@ def artifacts(bin_dir: Path) -> dict[str, dict[str, str]]:
     images: dict[str, dict[str, str]] = json.loads(out.stdout.strip().splitlines()[-1])
     missing += [f"{i['archive']} (`make images`)" for i in images.values() if not Path(i["archive"]).exists()]
     if missing:
-        raise RuntimeError("real-node tier: missing " + "; ".join(missing) + " (`make node` builds them first)")
+        raise RuntimeError("real-node tier: missing " + "; ".join(missing)
+                           + " (`make test` and `make node` build them before pytest)")
     return images
+
+
+def preflight() -> None:
+    """What this machine must allow for a real node, each checked in seconds: a clear error instead of a hang or a
+    half-started node. Run before anything is started; it leaves nothing behind."""
+    problems: list[str] = []
+    if os.geteuid() != 0:
+        raise RuntimeError("real-node tier: needs root (network namespaces, cgroups, mounts); run it as root or "
+                           "deselect it (`pytest --ignore=tests/node`)")
+
+    def check(what: str, cmd: list[str]) -> None:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            problems.append(f"{what}: `{' '.join(cmd)}` did not finish in 20 s")
+            return
+        if out.returncode != 0:
+            problems.append(f"{what}: `{' '.join(cmd)}` failed: {(out.stderr or out.stdout).strip()[-300:]}")
+
+    # A network namespace with a veth pair and a bridge (the pod network) and overlayfs (containerd's snapshotter).
+    check("network namespace + veth + bridge", ["unshare", "--net", "--", "sh", "-c",
+          "ip link add sapf0 type veth peer name sapf1 && ip link add sapfbr type bridge"])
+    scratch = Path(tempfile.mkdtemp(prefix="sa-preflight-"))
+    try:
+        for sub in ("lower", "upper", "work", "merged"):
+            (scratch / sub).mkdir()
+        check("overlayfs", ["unshare", "--mount", "--", "mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={scratch / 'lower'},upperdir={scratch / 'upper'},workdir={scratch / 'work'}",
+                            str(scratch / "merged")])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    mounts = _cgroup_mounts()
+    if not mounts:
+        problems.append("no cgroup filesystem mounted")
+    for mount in mounts:
+        probe = mount / f"storeagent-preflight-{os.getpid()}"
+        try:
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as e:
+            problems.append(f"cgroup {mount} not writable: {e}")
+    if problems:
+        raise RuntimeError("real-node tier: this machine cannot run a node: " + "; ".join(problems))
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
