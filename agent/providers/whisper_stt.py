@@ -27,6 +27,7 @@ import asyncio
 import importlib.resources
 import importlib.util
 import logging
+import re
 import threading
 import time
 import weakref
@@ -143,7 +144,7 @@ class WhisperDecoder:
                     piece = again
             if piece.text and not self._silence(piece):
                 texts.append(piece.text)
-        return " ".join(texts).strip()
+        return _no_repeats(" ".join(texts).strip())
 
     def _silence(self, d: Decoded) -> bool:
         # Whisper's own rule: it says "no speech" and what it produced is improbable (a cough heard as "Thank you.")
@@ -286,6 +287,24 @@ def _loops(text: str) -> bool:
     """A repetition loop ("the the the ...", a sentence said three times) compresses far better than speech."""
     raw = text.encode()
     return len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > 2.4
+
+
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+
+
+def _no_repeats(text: str) -> str:
+    """Drops a sentence said again right after itself ("Where is your shop? Where is your shop?"): past the end of
+    a short context Whisper tends to start the turn over; a caller repeating a whole sentence loses nothing."""
+    out: list[str] = []
+    for sentence in (m.group().strip() for m in _SENTENCE.finditer(text)):
+        # also a cut-off restart: "What street? What street? What" keeps the first only
+        if sentence and not (out and _fold(out[-1]).startswith(_fold(sentence))):
+            out.append(sentence)
+    return " ".join(out)
+
+
+def _fold(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _prompt(vocabulary: Sequence[str]) -> str:

@@ -110,6 +110,12 @@ def test_the_prompt_is_the_shops_names_only() -> None:
     assert len(long.split()) <= 60
 
 
+def test_a_sentence_said_again_is_dropped() -> None:
+    assert whisper_stt._no_repeats("Where is your shop? Where is your shop? Where is") == "Where is your shop?"
+    assert whisper_stt._no_repeats("Hi. Hi, how are you?") == "Hi. Hi, how are you?"
+    assert whisper_stt._no_repeats("no punctuation at all") == "no punctuation at all"
+
+
 def test_a_repetition_loop_is_recognised() -> None:
     assert whisper_stt._loops("What street are you on? " * 4)
     assert not whisper_stt._loops("Could you tell me your opening times for Saturday?")
