@@ -4,6 +4,8 @@ speech), noise bursts shaped like coughs, clicks, and recognizer words."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from storeagent.agent.pipeline.interruption import (
@@ -54,6 +56,22 @@ def judge_sound(sound: bytes, *, words: dict[int, str] | None = None, tail_ms: i
         if j is not None:
             return j, i
     return None, -1
+
+
+def drive(judge: InterruptionJudge, sound: bytes, during: Callable[[int, float], None]) -> Judgement | None:
+    """Frames through VAD and the judge: the first onset opens a judgement, `during(i, at)` runs on each frame
+    of it before the judge sees the frame; returns the verdict."""
+    vad = WebRtcVad(RATE)
+    verdict = None
+    for i, f in enumerate(frames(sound)):
+        at = i * 0.02
+        if not judge.pending:
+            if verdict is None:
+                judge.onset(vad.is_speech(f), f, at)
+            continue
+        during(i, at)
+        verdict = judge.feed(vad.is_speech(f), f, at) or verdict
+    return verdict
 
 
 def test_the_caller_talking_on_is_a_real_interruption_decided_by_voice() -> None:
@@ -194,18 +212,13 @@ def test_one_other_content_word_needs_more_voice_two_do_not() -> None:
 
 def test_cumulative_partials_are_not_summed() -> None:
     """Interim hypotheses repeat the utterance so far: "bread", "bread", "bread" is one word, not three."""
-    vad, judge = WebRtcVad(RATE), InterruptionJudge(RATE)
-    stream = frames(silence(300) + voiced(220) + silence(1500))
-    verdict = None
-    for i, f in enumerate(stream):
-        at = i * 0.02
-        if not judge.pending:
-            if verdict is None:
-                judge.onset(vad.is_speech(f), f, at)
-            continue
+    judge = InterruptionJudge(RATE)
+
+    def partials(_i: int, at: float) -> None:
         for _ in range(3):
             assert judge.words("bread", at) is None
-        verdict = judge.feed(vad.is_speech(f), f, at) or verdict
+
+    verdict = drive(judge, silence(300) + voiced(220) + silence(1500), partials)
     assert verdict is not None and verdict.verdict is Verdict.FALSE, verdict
 
 
@@ -228,21 +241,16 @@ def test_the_second_look_at_a_final_transcript_uses_the_same_rule() -> None:
 def test_a_late_interim_of_the_sentence_before_the_onset_does_not_count() -> None:
     """A recognizer behind the audio (seen on a real FreeSWITCH call with the decoder holding the GIL) sends,
     after the onset of a "yeah", an interim of the caller's previous question: its words are not the new sound's."""
-    vad, judge = WebRtcVad(RATE), InterruptionJudge(RATE)
+    judge = InterruptionJudge(RATE)
     judge.transcript("where are you located", is_final=False)  # the question: its final not in yet
-    stream = frames(silence(300) + voiced(350) + silence(1500))
-    verdict = None
-    for i, f in enumerate(stream):
-        at = i * 0.02
-        if not judge.pending:
-            if verdict is None:
-                judge.onset(vad.is_speech(f), f, at)
-            continue
+
+    def late_interim(i: int, at: float) -> None:
         if i == 30:  # 300 ms into the sound: the old utterance's interim again, then a backchannel on it
             for text in ("where are you located", "where are you located yeah"):
                 assert judge.words(text, at) is None, text
                 judge.transcript(text, is_final=False)
-        verdict = judge.feed(vad.is_speech(f), f, at) or verdict
+
+    verdict = drive(judge, silence(300) + voiced(350) + silence(1500), late_interim)
     assert verdict is not None and verdict.verdict is Verdict.FALSE, verdict
     # without that baseline the same interim is two content words: a real interruption
     judge = InterruptionJudge(RATE)
