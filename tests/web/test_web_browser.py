@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -66,7 +67,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _seed(web: WebProcess) -> None:
+def _seed(web: WebProcess, timezone: str) -> None:
     now = datetime.now(UTC)
     calls = [("Do you have sourdough today?", "Yes, a sourdough loaf is 6.50.", "answered", 95,
               'Caller asked: "Do you have sourdough today?".'),
@@ -75,9 +76,13 @@ def _seed(web: WebProcess) -> None:
              ("Are you open on Christmas Eve?", "On Christmas Eve we are open 7 AM to 12 PM.", "answered", 40,
               'Caller asked: "Are you open on Christmas Eve?".'),
              ("", "", "abandoned", 6, "Caller hung up before asking anything.")]
+    # All four within the shop's today (in its timezone), as the page counts them: 35 min apart, closer
+    # together just after the shop's midnight (a fixed spacing failed the count between 00:00 and 01:48 there).
+    local = now.astimezone(ZoneInfo(timezone))
+    since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+    step = min(timedelta(minutes=35), since_midnight / (len(calls) + 1))
     for i, (q, a, outcome, dur, summary) in enumerate(calls):
-        rec = call_record(f"call-{i}", (now - timedelta(minutes=35 * i + 3)).isoformat().replace("+00:00", "Z"),
-                          outcome)
+        rec = call_record(f"call-{i}", (now - step * (i + 0.5)).isoformat().replace("+00:00", "Z"), outcome)
         rec.update(duration_s=dur, summary=summary, caller_number=f"+1555010{i:04d}")
         if q:
             rec["transcript"][0]["text"], rec["transcript"][1]["text"] = q, a
@@ -116,7 +121,7 @@ def test_owner_signs_in_marks_done_edits_hours_and_cannot_reach_another_shop(
     from playwright.sync_api import expect, sync_playwright
 
     cp, web = stack
-    _seed(web)
+    _seed(web, get_storeagent(cp, "sunrise-bakery")["spec"]["profile"]["timezone"])
     with sync_playwright() as pw:
         ctx = launch_chromium(pw, tmp_path / "profile")
         page = ctx.new_page()
