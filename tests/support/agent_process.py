@@ -2,7 +2,7 @@
 loopback calls into it: what the operator's status timer reads in the control-plane tests.
 
 Offline providers need no network; the offline STT is slow on a loaded machine, so turns get generous timeouts.
-Any voiced audio makes a turn (an unrecognized utterance still gets a reply), which is all the callers here need.
+A turn is a real spoken question (espeak-ng): the offline recognizer (Whisper) hears nothing in a tone.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from storeagent.agent.loopback.caller import LoopbackCall
-from support.audio import silence, voiced
+from storeagent.agent.loopback.demo import synthesize
+from storeagent.agent.providers.offline_tts import EspeakTTS
+from support.audio import silence
 from support.controlplane import _die_with_parent, free_port
 from support.procs import log_tail, terminate
 
@@ -98,9 +100,12 @@ async def answered_call(agent: AgentProcess, store: str = "sunrise-bakery") -> L
     return call
 
 
-async def take_turn(call: LoopbackCall, agent: AgentProcess) -> None:
-    """Speak one speech-like utterance and wait for the agent's whole answer (one voice-to-voice sample)."""
-    await call.say(voiced(800) + silence(400))
+async def take_turn(call: LoopbackCall, agent: AgentProcess, rate: int = 8000) -> None:
+    """Ask one real question (espeak-ng, not the agent's voice) and wait for the agent's whole answer (one
+    voice-to-voice sample). A tone is no question to a recognizer like Whisper: it hears nothing and the agent
+    rightly stays silent."""
+    question = await synthesize(EspeakTTS(words_per_minute=150), "What time do you open on Saturday?", rate)
+    await call.say(silence(200) + question + silence(600))
     if not await call.wait_agent_done(quiet=0.5, timeout=TURN_TIMEOUT_S):
         raise AssertionError(f"the agent never answered the turn; log tail:\n{agent.log_tail()}")
 
