@@ -25,6 +25,7 @@ from storeagent.agent.providers.deepgram_stt import DEFAULT_BASE_URL as DEEPGRAM
 from storeagent.agent.providers.deepgram_stt import DeepgramSTT
 from storeagent.agent.providers.elevenlabs_tts import DEFAULT_BASE_URL as ELEVENLABS_URL
 from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
+from storeagent.agent.providers.offline_choice import english_stt, offline_stt_for, primary_language
 from storeagent.agent.providers.openai_llm import OpenAILLM
 from storeagent.agent.providers.resilience import (
     Breakers,
@@ -95,37 +96,10 @@ def default_offline(shop: ShopConfig) -> OfflineProviders:
 
 
 def english_offline_stt(shop: ShopConfig) -> STT:
-    """Whisper base when its extra is installed (the offline default: docs/benchmarks.md "Quality"), else
-    pocketsphinx with the shop's phrase model. One recognizer, not a chain of both: a member that is not last
-    must give its final within the STT stage's 1 s, and a loaded box would push a Whisper decode past that
-    onto pocketsphinx for the rest of the call — worse than waiting a little longer for the better words."""
-    from storeagent.agent.providers import whisper_stt
+    """The English offline recognizer (offline_choice.english_stt) with this shop's names and phrases."""
     from storeagent.agent.store.knowledge import caller_phrases, shop_vocabulary
 
-    if whisper_stt.available():
-        return whisper_stt.WhisperSTT(shop_vocabulary(shop.profile))
-    from storeagent.agent.providers.offline_stt import PocketsphinxSTT
-
-    log.info("faster-whisper or its model wheels are not installed (extra offline-whisper): offline STT is "
-             "pocketsphinx")
-    return PocketsphinxSTT(caller_phrases(shop.profile))
-
-
-def offline_stt_for(language: str) -> list[STT]:
-    """The offline recognizer for a non-English shop when one is installed (vosk + its model wheel), else none."""
-    try:
-        from storeagent.agent.providers import vosk_stt  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return []
-    if not vosk_stt.available(language):
-        log.info("no offline STT model installed for %s: the STT chain ends with the hand-off line", language)
-        return []
-    stt: STT = vosk_stt.VoskSTT(language=primary_language(language))
-    return [stt]
-
-
-def primary_language(language: str) -> str:
-    return language.split("-")[0].lower()
+    return english_stt(shop_vocabulary(shop.profile), caller_phrases(shop.profile))
 
 
 def _key(secrets: Secrets, provider: str) -> Secret | None:
@@ -217,9 +191,11 @@ def build_providers(shop: ShopConfig, metrics: CallMetrics, *, secrets: Secrets 
             if not speech_url and not no_speech():
                 return None
             from storeagent.agent.providers.speech import SpeechSTT
-            from storeagent.agent.store.knowledge import caller_phrases
+            from storeagent.agent.store.knowledge import caller_phrases, shop_vocabulary
 
-            return SpeechSTT(speech_url, caller_phrases(shop.profile), name=name)
+            # Both: the service picks its recognizer (pocketsphinx takes the phrases, Whisper the names).
+            return SpeechSTT(speech_url, caller_phrases(shop.profile), vocabulary=shop_vocabulary(shop.profile),
+                             name=name)
         key = _key(secrets, "deepgram")
         if key is None:
             return None

@@ -82,15 +82,18 @@ def _closed(name: str, ws: aiohttp.ClientWebSocketResponse) -> ProviderError:
 
 # --------------------------------------------------------------------------------------------------- STT
 class SpeechSTT:
-    def __init__(self, url: str, phrases: Sequence[str] = (), *, name: str = "speech") -> None:
+    def __init__(self, url: str, phrases: Sequence[str] = (), *, vocabulary: Sequence[str] = (),
+                 name: str = "speech") -> None:
         self.name = name
         self.phrases = [x for x in phrases if x.strip()][: p.MAX_PHRASES]
+        self.vocabulary = [x[: p.MAX_WORD_CHARS] for x in vocabulary if x.strip()][: p.MAX_VOCABULARY]
         self._client = _Client(url, name)
 
     async def open(self, fmt: AudioFormat, language: str) -> SpeechSTTStream:
         sock = await self._client.connect("/v1/stt", {"type": "start", "sample_rate": fmt.sample_rate,
                                                     "language": language, "encoding": "L16",
-                                                    "phrases": [x[: p.MAX_PHRASE_CHARS] for x in self.phrases]})
+                                                    "phrases": [x[: p.MAX_PHRASE_CHARS] for x in self.phrases],
+                                                    "vocabulary": self.vocabulary})
         return SpeechSTTStream(self.name, sock, fmt)
 
 

@@ -1,8 +1,11 @@
 """Which engine serves a stream inside a worker: the agent's own offline providers, through their ports.
 
-The service runs the same `STT`/`TTS` implementations an agent runs in-process (agent/providers/offline_*.py):
-whatever engine the offline providers use, the service runs it unchanged. This module is the one place that
-picks them; engines are built once per worker and shared by every stream it serves (models load once).
+The service runs the same `STT`/`TTS` implementations an agent runs in-process, chosen the same way
+(agent/providers/offline_choice.py): English is Whisper base with the shop's names as its prompt when the
+`offline-whisper` extra is installed, else pocketsphinx with the shop's phrase model; any other language gets the
+agent's own offline recognizer for it (offline_choice.offline_stt_for), or a non-retryable `unsupported`. This module is
+the one place that picks them; engines are built once per worker and shared by every stream it serves (models
+load once per worker process, and Whisper's weights once for all its shops).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from collections.abc import Sequence
 
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import STT, TTS
+from storeagent.agent.providers.offline_choice import english_stt, offline_stt_for
 
 log = logging.getLogger(__name__)
-MAX_SHOP_MODELS = 32  # per-shop vocabularies kept per worker (each is a small trigram model + a decoder pool)
+MAX_SHOP_MODELS = 32  # per-shop recognizers kept per worker (pocketsphinx: a small trigram model + decoder pool)
+WHISPER_THREADS = 1  # decodes in flight per worker process: the pool runs one worker per CPU, so one each
 
 
 def primary(language: str) -> str:
@@ -30,20 +35,28 @@ class Engines:
         self._stt: OrderedDict[str, STT] = OrderedDict()
         self._tts: dict[str, list[TTS]] = {}
 
-    def stt(self, language: str, phrases: Sequence[str]) -> STT:
-        if primary(language) != "en":
-            raise ProviderError("speech", "bad_request", f"no offline recognizer for {language!r}", retryable=False)
-        key = hashlib.sha256("\n".join(sorted(set(phrases))).encode()).hexdigest()
+    def stt(self, language: str, phrases: Sequence[str], vocabulary: Sequence[str] = ()) -> STT:
+        lang = primary(language)
+        key = hashlib.sha256("\x00".join([lang, *sorted(set(phrases)), "\x01", *sorted(set(vocabulary))])
+                             .encode()).hexdigest()
         stt = self._stt.get(key)
         if stt is None:
-            from storeagent.agent.providers.offline_stt import PocketsphinxSTT
-
-            stt = PocketsphinxSTT(list(phrases))
+            stt = self._build(lang, phrases, vocabulary)
             self._stt[key] = stt
             while len(self._stt) > MAX_SHOP_MODELS:
                 self._stt.popitem(last=False)
         self._stt.move_to_end(key)
         return stt
+
+    @staticmethod
+    def _build(lang: str, phrases: Sequence[str], vocabulary: Sequence[str]) -> STT:
+        if lang == "en":
+            return english_stt(vocabulary, phrases, workers=WHISPER_THREADS)
+        chain = offline_stt_for(lang)
+        if not chain:
+            raise ProviderError("speech", "bad_request", f"no offline recognizer installed for {lang!r}",
+                                retryable=False)
+        return chain[0]
 
     def tts(self, language: str) -> list[TTS]:
         """Voices in order of preference: the next is used when one cannot open (a missing model)."""
@@ -58,9 +71,10 @@ class Engines:
         """Load the English models before the worker takes streams (blocking; the worker runs it first)."""
         from storeagent.agent.providers.offline_stt import PocketsphinxSTT
         from storeagent.agent.providers.offline_tts import PiperTTS
+        from storeagent.agent.providers.whisper_stt import WhisperSTT
 
         stt = self.stt("en-US", ())
-        if isinstance(stt, PocketsphinxSTT):
+        if isinstance(stt, PocketsphinxSTT | WhisperSTT):
             stt.warm_up()
         for tts in self.tts("en-US"):
             if isinstance(tts, PiperTTS):

@@ -23,6 +23,8 @@ SAMPLE_RATES = (8000, 16000)
 LANGUAGE_RE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 MAX_PHRASES = 2000  # a shop's caller phrases (menu, FAQ): a few hundred in practice
 MAX_PHRASE_CHARS = 200
+MAX_VOCABULARY = 500  # the shop's own names (its name, items, street): Whisper's prompt
+MAX_WORD_CHARS = 100
 MAX_TEXT_CHARS = 2000  # one TTS clause; the agent sends clauses of a sentence or two
 MAX_CONTROL_BYTES = 256 * 1024  # a start frame with every phrase fits comfortably
 MAX_AUDIO_BYTES = 16000 * 2  # one binary frame: 1 s at 16 kHz; the agent sends 100 ms
@@ -46,6 +48,7 @@ class StartSTT:
     language: str
     phrases: tuple[str, ...] = ()
     interim: bool = False
+    vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +100,16 @@ def parse_start_stt(msg: dict[str, Any]) -> StartSTT:
     for i, p in enumerate(phrases):
         if not isinstance(p, str) or len(p) > MAX_PHRASE_CHARS:
             raise BadMessage(f"phrases[{i}]: a string of at most {MAX_PHRASE_CHARS} characters")
+    vocabulary = msg.get("vocabulary", [])
+    if not isinstance(vocabulary, list) or len(vocabulary) > MAX_VOCABULARY:
+        raise BadMessage(f"vocabulary: a list of at most {MAX_VOCABULARY} strings")
+    for i, w in enumerate(vocabulary):
+        if not isinstance(w, str) or len(w) > MAX_WORD_CHARS:
+            raise BadMessage(f"vocabulary[{i}]: a string of at most {MAX_WORD_CHARS} characters")
     interim = msg.get("interim", False)
     if not isinstance(interim, bool):
         raise BadMessage("interim: true or false")
-    return StartSTT(rate, lang, tuple(phrases), interim)
+    return StartSTT(rate, lang, tuple(phrases), interim, tuple(vocabulary))
 
 
 def parse_start_tts(msg: dict[str, Any]) -> StartTTS:

@@ -207,7 +207,7 @@ class SpeechService:
             return ws
         start_msg = {"sample_rate": start.sample_rate, "language": start.language}
         if kind == "stt":
-            start_msg.update(phrases=list(start.phrases), interim=start.interim)
+            start_msg.update(phrases=list(start.phrases), vocabulary=list(start.vocabulary), interim=start.interim)
         admitted = await self._admit(ws, kind, start_msg)
         if admitted is None:
             return ws

@@ -207,9 +207,10 @@ class Worker:
         language = str(msg["language"])
         if msg["kind"] == "stt":
             phrases = [str(x) for x in msg.get("phrases", ())]
+            vocabulary = [str(x) for x in msg.get("vocabulary", ())]
 
             async def open_stt() -> STTStream:
-                return await self.engines.stt(language, phrases).open(fmt, language)
+                return await self.engines.stt(language, phrases, vocabulary).open(fmt, language)
 
             self.sessions[sid] = SttSession(sid, self.out, open_stt, fmt)
         else:

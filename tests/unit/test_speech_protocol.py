@@ -31,6 +31,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
     ({"type": "start", "sample_rate": 8000, "encoding": "opus"}, "encoding"),
     ({"type": "start", "sample_rate": 8000, "phrases": ["x" * 201]}, "phrases[0]"),
     ({"type": "start", "sample_rate": 8000, "phrases": "bread"}, "phrases"),
+    ({"type": "start", "sample_rate": 8000, "vocabulary": "Sunrise"}, "vocabulary"),
+    ({"type": "start", "sample_rate": 8000, "vocabulary": ["x" * 101]}, "vocabulary[0]"),
+    ({"type": "start", "sample_rate": 8000, "vocabulary": ["x"] * 501}, "vocabulary"),
     ({"type": "hello", "sample_rate": 8000}, "type"),
 ])
 def test_bad_start_names_the_field(msg: dict[str, Any], field: str) -> None:
@@ -40,8 +43,9 @@ def test_bad_start_names_the_field(msg: dict[str, Any], field: str) -> None:
 
 def test_good_start_and_controls() -> None:
     s = p.parse_start_stt(p.decode(json.dumps({"type": "start", "sample_rate": 16000, "language": "en-GB",
-                                               "phrases": ["rye bread"]})))
-    assert (s.sample_rate, s.language, s.phrases) == (16000, "en-GB", ("rye bread",))
+                                               "phrases": ["rye bread"], "vocabulary": ["Sunrise"]})))
+    assert (s.sample_rate, s.language, s.phrases, s.vocabulary) == (16000, "en-GB", ("rye bread",), ("Sunrise",))
+    assert p.parse_start_stt({"type": "start", "sample_rate": 8000}).vocabulary == ()  # optional: older agents
     assert p.parse_start_tts({"type": "start", "sample_rate": 8000}).language == "en-US"
     assert p.utterance_id({"id": 3}) == 3
     for bad in ({"id": -1}, {"id": True}, {"id": 2**31}, {}):
@@ -136,7 +140,8 @@ def test_factory_puts_the_speech_service_before_the_in_process_engines() -> None
     stt, tts = p_.stt.providers, p_.tts.providers  # type: ignore[attr-defined]
     assert [type(x) for x in stt] == [SpeechSTT, ScriptedSTT]
     assert [type(x) for x in tts] == [SpeechTTS, ScriptedTTS]
-    assert "sourdough" in " ".join(stt[0].phrases)  # the shop's vocabulary goes to the service
+    assert "sourdough" in " ".join(stt[0].phrases)  # the shop's phrases and its names go to the service
+    assert {"Sunrise Bakery", "croissant"} <= set(stt[0].vocabulary)
     # no platform speech service: the shop still answers, in-process
     p_ = build_providers(shop, AgentMetrics("s"), secrets=Secrets.from_env({}), offline=off)
     assert [x.name for x in p_.stt.providers] == ["offline"]  # type: ignore[attr-defined]
