@@ -90,22 +90,23 @@ def _common(msg: dict[str, Any]) -> tuple[int, str]:
     return rate, lang
 
 
+def _strings(msg: dict[str, Any], field: str, most: int, chars: int) -> list[str]:
+    """An optional list field of at most `most` strings of at most `chars` characters each."""
+    items = msg.get(field, [])
+    if not isinstance(items, list) or len(items) > most:
+        raise BadMessage(f"{field}: a list of at most {most} strings")
+    for i, x in enumerate(items):
+        if not isinstance(x, str) or len(x) > chars:
+            raise BadMessage(f"{field}[{i}]: a string of at most {chars} characters")
+    return items
+
+
 def parse_start_stt(msg: dict[str, Any]) -> StartSTT:
     if msg.get("type") != "start":
         raise BadMessage(f"type: the first frame must be 'start', got {msg.get('type')!r}")
     rate, lang = _common(msg)
-    phrases = msg.get("phrases", [])
-    if not isinstance(phrases, list) or len(phrases) > MAX_PHRASES:
-        raise BadMessage(f"phrases: a list of at most {MAX_PHRASES} strings")
-    for i, p in enumerate(phrases):
-        if not isinstance(p, str) or len(p) > MAX_PHRASE_CHARS:
-            raise BadMessage(f"phrases[{i}]: a string of at most {MAX_PHRASE_CHARS} characters")
-    vocabulary = msg.get("vocabulary", [])
-    if not isinstance(vocabulary, list) or len(vocabulary) > MAX_VOCABULARY:
-        raise BadMessage(f"vocabulary: a list of at most {MAX_VOCABULARY} strings")
-    for i, w in enumerate(vocabulary):
-        if not isinstance(w, str) or len(w) > MAX_WORD_CHARS:
-            raise BadMessage(f"vocabulary[{i}]: a string of at most {MAX_WORD_CHARS} characters")
+    phrases = _strings(msg, "phrases", MAX_PHRASES, MAX_PHRASE_CHARS)
+    vocabulary = _strings(msg, "vocabulary", MAX_VOCABULARY, MAX_WORD_CHARS)
     interim = msg.get("interim", False)
     if not isinstance(interim, bool):
         raise BadMessage("interim: true or false")

@@ -63,14 +63,18 @@ async def transcribe(url: str, pcm: bytes, language: str = "en-US") -> str:
     raise AssertionError("no final transcript")
 
 
+async def speak(url: str, text: str, language: str) -> bytes:
+    tts = await SpeechTTS(url).open(FMT, language)
+    try:
+        return b"".join([c async for c in tts.synthesize(text)])
+    finally:
+        await tts.aclose()
+
+
 async def test_recognises_and_speaks_real_speech(service: SpeechProcess, question: bytes) -> None:
     text = (await transcribe(service.url, question)).lower()  # Whisper writes "Saturday?", pocketsphinx "saturday"
     assert "open" in text and "saturday" in text, text
-    tts = await SpeechTTS(service.url).open(FMT, "en-US")
-    try:
-        audio = b"".join([c async for c in tts.synthesize("We open at eight on Saturday.")])
-    finally:
-        await tts.aclose()
+    audio = await speak(service.url, "We open at eight on Saturday.", "en-US")
     assert 1.0 < FMT.seconds(len(audio)) < 6.0
     assert await transcribe(service.url, audio) != ""  # the service's own voice is speech to its recognizer
     assert metric(service, "storeagent_speech_real_time_factor_count", kind="stt") >= 2
@@ -79,11 +83,7 @@ async def test_recognises_and_speaks_real_speech(service: SpeechProcess, questio
 
 async def test_korean_is_recognised_and_spoken_by_the_service(service: SpeechProcess) -> None:
     """A Korean shop on the service gets the same offline engines it would run in-process (offline_choice.py)."""
-    tts = await SpeechTTS(service.url).open(FMT, "ko-KR")
-    try:
-        audio = b"".join([c async for c in tts.synthesize("토요일에 몇 시에 문을 여나요?")])
-    finally:
-        await tts.aclose()
+    audio = await speak(service.url, "토요일에 몇 시에 문을 여나요?", "ko-KR")
     assert 1.0 < FMT.seconds(len(audio)) < 8.0
     text = await transcribe(service.url, audio, "ko-KR")
     assert any("\uac00" <= ch <= "\ud7a3" for ch in text), text  # Hangul syllables came back
