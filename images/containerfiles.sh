@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds images/{agent,operator}/Containerfile with an OCI builder (buildah bud) on this machine, where no base image
+# Builds images/{agent,speech,operator}/Containerfile with an OCI builder (buildah bud) on this machine, where no base image
 # can be pulled, and compares each result with the image `make images` built (`make images-containerfiles`).
 #
-#   images/containerfiles.sh [agent|operator ...]    default: both; last line per image = JSON of the comparison
+#   images/containerfiles.sh [agent|speech|operator ...]    default: all three; last line per image = JSON of the comparison
 #
 # The Containerfiles' base, debian:bookworm-slim, is stood in for by a local image made from Debian's packages
 # (mmdebstrap --variant=minbase with the docs and locales left out, as the official slim image is made), tagged with
@@ -10,7 +10,7 @@
 # and pip inside the build's RUN steps, the multi-stage copy. Compared with `make images`: the image config (user,
 # env, command, working dir, stop signal), the Python distributions under /opt/storeagent/site (name and version),
 # images/debian-packages.txt installed, the storeagent user and its data dir. Exit 1 when they differ.
-# Not in `make test`: it builds both images a second time (minutes each on the 2-core CI machine).
+# Not in `make test`: it builds the images a second time (minutes each on the 2-core CI machine).
 #
 # Only for this host's builds (never in the images): pip inside the RUN steps reads the host's CA bundle
 # (a bind mount of the build, not a layer), as the host's own pip does (PIP_CERT).
@@ -19,8 +19,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 cd "$repo"
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(agent operator)
-for n in "${names[@]}"; do [[ "$n" == agent || "$n" == operator ]] || { echo "unknown image $n" >&2; exit 2; }; done
+[[ ${#names[@]} -gt 0 ]] || names=(agent speech operator)
+for n in "${names[@]}"; do [[ "$n" == agent || "$n" == speech || "$n" == operator ]] || { echo "unknown image $n" >&2; exit 2; }; done
 paths="$(bash images/build.sh --paths)"
 archive_of() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]['archive'])" "$paths" "$1"; }
 for n in "${names[@]}"; do

@@ -385,6 +385,8 @@ async def test_agent_pod_speaks_through_the_speech_service_pod(installed: Node) 
     (sp,) = await asyncio.to_thread(wait_for, lambda: [p for p in speech_pods(node) if ready(p)] or None, 300,
                                     "the speech pod Ready (probe /readyz: models loaded)")
     assert _proc_uid(container_pid(node, sp)) == 10001 and "ro" in _root_mount_options(container_pid(node, sp))
+    # The speech image, not the agent's: it carries the models the agent pod does not (images/speech/models.txt).
+    assert sp["status"]["containerStatuses"][0]["image"] == node.images["speech"]["ref"], sp["status"]
     url = f"ws://{sp['status']['podIP']}:{SPEECH_PORT}"
     await asyncio.to_thread(helm_release, node, "upgrade", speech_values(node, url))
 
