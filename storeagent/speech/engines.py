@@ -78,4 +78,7 @@ class Engines:
             stt.warm_up()
         for tts in self.tts("en-US"):
             if isinstance(tts, PiperTTS):
-                tts.load()
+                # One sentence through the voice: onnxruntime sizes its buffers on the first run (~1 s here),
+                # which would otherwise land on the first caller's greeting and miss the agent's first-audio deadline.
+                for _ in tts.load().synthesize("Hello."):
+                    pass
