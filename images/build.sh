@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds the agent, speech, operator and pause images here, without pulling a base image (`make images`).
+# Builds the agent, agent-slim, speech, operator and pause images here, without pulling a base image (`make images`).
 #
 #   images/build.sh            build what is missing, print progress on stderr; last line = JSON of the images
 #   images/build.sh --paths    only print that JSON (no build): {"agent": {"ref": .., "archive": ..}, ...}
 #   images/build.sh --prune    only prune old results from the cache (a build prunes after it, too)
 #
 # rootfs: a Debian bookworm tarball from Debian's packages (images/rootfs.sh, mmdebstrap), cached by its inputs.
-# agent/speech/operator: rootfs + our wheel with its extra (+ images/<name>/models.txt for agent and speech) under
+# agent/agent-slim/speech/operator: rootfs + our wheel with its extra (+ images/<name>/models.txt for agent and speech) under
 # /opt/storeagent/site, assembled with `buildah from scratch` / `add` / `config` / `commit` into a docker-archive
 # (RepoTags = the chart's default references, so `ctr images import` / `docker load` / `podman load` name them).
 # pause: one static binary, the pod sandbox image of the test kubelet.
@@ -25,12 +25,13 @@ mkdir -p "$cache"
 
 sha() { sha256sum | cut -c1-"${1:-16}"; }
 # The chart's default references (values.yaml repositories, tag = appVersion): what `helm install` asks for.
-read -r version op_repo agent_repo speech_repo < <("$PY" - <<'EOF'
+read -r version op_repo agent_repo slim_repo speech_repo < <("$PY" - <<'EOF'
 import yaml
 chart = yaml.safe_load(open("charts/storeagent/Chart.yaml"))
 values = yaml.safe_load(open("charts/storeagent/values.yaml"))
 op, speech = values["operator"], values["speech"]
-print(chart["appVersion"], op["image"]["repository"], op["agentImage"]["repository"], speech["image"]["repository"])
+print(chart["appVersion"], op["image"]["repository"], op["agentImage"]["repository"],
+      op["agentSlimImage"]["repository"], speech["image"]["repository"])
 EOF
 )
 pause_ref="localhost/storeagent/pause:1"
@@ -46,8 +47,9 @@ archive() { echo "$cache/$1-$(printf '%s %s %s' "$1" "$rootfs_hash" "$src_hash" 
 pause_archive="$cache/pause-$( { cat images/pause/pause.c; echo "$pause_ref"; } | sha 12).tar"
 
 paths_json() {
-    printf '{"agent": {"ref": "%s", "archive": "%s"}, "speech": {"ref": "%s", "archive": "%s"}, ' \
-        "$agent_repo:$version" "$(archive agent)" "$speech_repo:$version" "$(archive speech)"
+    printf '{"agent": {"ref": "%s", "archive": "%s"}, "agent-slim": {"ref": "%s", "archive": "%s"}, ' \
+        "$agent_repo:$version" "$(archive agent)" "$slim_repo:$version" "$(archive agent-slim)"
+    printf '"speech": {"ref": "%s", "archive": "%s"}, ' "$speech_repo:$version" "$(archive speech)"
     printf '"operator": {"ref": "%s", "archive": "%s"}, ' "$op_repo:$version" "$(archive operator)"
     printf '"pause": {"ref": "%s", "archive": "%s"}}\n' "$pause_ref" "$pause_archive"
 }
@@ -57,12 +59,15 @@ paths_json() {
 # The current inputs' results are never pruned; temp results are removed once the build that wrote them is gone.
 KEEP="${STOREAGENT_IMAGES_KEEP:-3}"
 KEEP_MINUTES="${STOREAGENT_IMAGES_KEEP_MINUTES:-30}"
-current() { printf '%s\n' "$rootfs" "$(archive agent)" "$(archive speech)" "$(archive operator)" "$pause_archive"; }
+current() {
+    printf '%s\n' "$rootfs" "$(archive agent)" "$(archive agent-slim)" "$(archive speech)" "$(archive operator)" \
+        "$pause_archive"
+}
 touch_current() { local f; while IFS= read -r f; do if [[ -e "$f" ]]; then touch -c "$f"; fi; done < <(current); }
 prune() {
     local kind f n pid keep
     keep="$(current)"
-    for kind in rootfs agent speech operator pause; do
+    for kind in rootfs agent agent-slim speech operator pause; do
         n=0
         while IFS= read -r f; do
             [[ -n "$f" ]] || continue
@@ -113,7 +118,7 @@ else
 fi
 
 wheel=""
-for name in agent speech operator; do
+for name in agent agent-slim speech operator; do
     out="$(archive "$name")"
     if [[ -s "$out" ]]; then
         echo "images: $name cached ($out)" >&2
@@ -159,6 +164,7 @@ EOF
     bh add --quiet "$c" "$stage" / >/dev/null
     case "$name" in
         agent) cmd='["storeagent", "agent", "serve"]'; ref="$agent_repo" ;;
+        agent-slim) cmd='["storeagent", "agent", "serve"]'; ref="$slim_repo" ;;
         speech) cmd='["storeagent", "speech", "serve"]'; ref="$speech_repo" ;;
         *) cmd='["storeagent", "operator", "run"]'; ref="$op_repo" ;;
     esac

@@ -142,9 +142,18 @@ def _resources(shop: Shop) -> Obj:
     return out
 
 
-def _image(settings: Settings) -> tuple[str, str]:
-    # The platform's image only: a tenant-chosen image would run any code with the shop's provider keys.
+def _image(shop: Shop, settings: Settings) -> tuple[str, str]:
+    # The platform's images only: a tenant-chosen image would run any code with the shop's provider keys.
+    if settings.slim_image_repository and _speech_only(shop, settings):
+        return f"{settings.slim_image_repository}:{settings.slim_image_tag}", settings.image_pull_policy
     return f"{settings.image_repository}:{settings.image_tag}", settings.image_pull_policy
+
+
+def _speech_only(shop: Shop, settings: Settings) -> bool:
+    """STT and TTS are served by the platform's speech service first: the agent needs no speech models of its own
+    (with the service down, its offline members are espeak-ng and no recognizer)."""
+    p = shop.spec.providers
+    return bool(settings.speech_url) and p.stt.name == "speech" and p.tts.name == "speech"
 
 
 def grace_seconds(shop: Shop) -> int:
@@ -173,7 +182,7 @@ def config_hash(shop: Shop) -> str:
 
 
 def desired_deployment(shop: Shop, settings: Settings) -> Obj:
-    image, pull = _image(settings)
+    image, pull = _image(shop, settings)
     extra_volumes, extra_mounts = _extra_volumes(shop)
     http_probe = {"port": "http", "scheme": "HTTP"}
     container = {

@@ -16,6 +16,10 @@ class Settings:
     image_repository: str = "ghcr.io/storeagent/agent"
     image_tag: str = _version
     image_pull_policy: str = "IfNotPresent"
+    # The agent without in-process speech models, for shops whose STT and TTS both name the speech service
+    # (images/README.md); empty: every shop gets image_repository.
+    slim_image_repository: str = ""
+    slim_image_tag: str = _version
     # Secret (in each shop's namespace) holding the per-call stream-token key, mounted read-only into agents.
     stream_token_secret: str = "storeagent-stream-token"
     # Namespace FreeSWITCH runs in: dialplan ConfigMaps live there, NetworkPolicies admit its pods.
@@ -113,6 +117,9 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
     p.add_argument("--kubeconfig", default=env.get("KUBECONFIG", ""), help="default: in-cluster config")
     p.add_argument("--image-repository", default=env.get("STOREAGENT_AGENT_IMAGE", d.image_repository))
     p.add_argument("--image-tag", default=env.get("STOREAGENT_AGENT_TAG", d.image_tag))
+    p.add_argument("--slim-image-repository", default=d.slim_image_repository,
+                   help="agent image without speech models, for shops on the speech service")
+    p.add_argument("--slim-image-tag", default=d.slim_image_tag)
     p.add_argument("--stream-token-secret", default=d.stream_token_secret)
     p.add_argument("--freeswitch-namespace", default=env.get("STOREAGENT_FS_NAMESPACE", d.freeswitch_namespace))
     p.add_argument("--operator-namespace", default=env.get("POD_NAMESPACE", d.operator_namespace))
@@ -141,6 +148,8 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
     s = Settings(
         image_repository=a.image_repository,
         image_tag=a.image_tag,
+        slim_image_repository=a.slim_image_repository,
+        slim_image_tag=a.slim_image_tag,
         stream_token_secret=a.stream_token_secret,
         freeswitch_namespace=a.freeswitch_namespace,
         operator_namespace=a.operator_namespace,

@@ -25,7 +25,7 @@ from storeagent.agent.providers.deepgram_stt import DEFAULT_BASE_URL as DEEPGRAM
 from storeagent.agent.providers.deepgram_stt import DeepgramSTT
 from storeagent.agent.providers.elevenlabs_tts import DEFAULT_BASE_URL as ELEVENLABS_URL
 from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
-from storeagent.agent.providers.offline_choice import english_stt, offline_stt_for, primary_language
+from storeagent.agent.providers.offline_choice import english_stt, installed, offline_stt_for, primary_language
 from storeagent.agent.providers.openai_llm import OpenAILLM
 from storeagent.agent.providers.resilience import (
     Breakers,
@@ -88,14 +88,16 @@ def default_offline(shop: ShopConfig) -> OfflineProviders:
     from storeagent.agent.providers.scripted import ScriptedLLM
 
     if primary_language(shop.language) == "en":
-        return OfflineProviders(stt=[english_offline_stt(shop)],
-                                llm=[ShopAnswerer(shop.profile)], tts=[PiperTTS(), EspeakTTS()])
+        stt = english_offline_stt(shop)
+        piper: list[TTS] = [PiperTTS()] if installed("piper") else []  # the slim agent image has no piper
+        return OfflineProviders(stt=[stt] if stt else [], llm=[ShopAnswerer(shop.profile)],
+                                tts=[*piper, EspeakTTS()])
     line = TAKE_A_MESSAGE.get(primary_language(shop.language), TAKE_A_MESSAGE["en"])
     return OfflineProviders(stt=offline_stt_for(shop.language), llm=[ScriptedLLM(line, name="offline")],
                             tts=[EspeakTTS()])
 
 
-def english_offline_stt(shop: ShopConfig) -> STT:
+def english_offline_stt(shop: ShopConfig) -> STT | None:
     """The English offline recognizer (offline_choice.english_stt) with this shop's names and phrases."""
     from storeagent.agent.store.knowledge import caller_phrases, shop_vocabulary
 

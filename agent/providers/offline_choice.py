@@ -10,6 +10,7 @@ speech service without the shop store.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 
@@ -22,14 +23,23 @@ def primary_language(language: str) -> str:
     return language.split("-")[0].lower()
 
 
-def english_stt(vocabulary: Sequence[str], phrases: Sequence[str], *, workers: int = 2) -> STT:
-    """Whisper when installed, else pocketsphinx. One recognizer, not a chain of both: a member that is not last
-    must give its final within the STT stage's 1 s, and a loaded box would push a Whisper decode past that onto
-    pocketsphinx for the rest of the call — worse than waiting a little longer for the better words."""
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def english_stt(vocabulary: Sequence[str], phrases: Sequence[str], *, workers: int = 2) -> STT | None:
+    """Whisper when installed, else pocketsphinx, else none (the slim agent image: its shops use the speech
+    service, and with the service down the STT chain ends with the hand-off line). One recognizer, not a chain of
+    both: a member that is not last must give its final within the STT stage's 1 s, and a loaded box would push a
+    Whisper decode past that onto pocketsphinx for the rest of the call — worse than waiting for the better words."""
     from storeagent.agent.providers import whisper_stt
 
     if whisper_stt.available():
         return whisper_stt.WhisperSTT(vocabulary, workers=workers)
+    if not installed("pocketsphinx"):
+        log.info("no offline English recognizer installed (neither Whisper nor pocketsphinx): the STT chain "
+                 "ends with the hand-off line")
+        return None
     from storeagent.agent.providers.offline_stt import PocketsphinxSTT
 
     log.info("faster-whisper or its model wheels are not installed (extra offline-whisper): offline STT is "

@@ -51,8 +51,10 @@ class Engines:
     @staticmethod
     def _build(lang: str, phrases: Sequence[str], vocabulary: Sequence[str]) -> STT:
         if lang == "en":
-            return english_stt(vocabulary, phrases, workers=WHISPER_THREADS)
-        chain = offline_stt_for(lang)
+            en = english_stt(vocabulary, phrases, workers=WHISPER_THREADS)
+            chain = [en] if en else []
+        else:
+            chain = offline_stt_for(lang)
         if not chain:
             raise ProviderError("speech", "bad_request", f"no offline recognizer installed for {lang!r}",
                                 retryable=False)

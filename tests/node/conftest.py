@@ -39,7 +39,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         cp.start()
         host.start_containerd(images["pause"]["ref"])
         t1 = time.monotonic()
-        host.import_images([images[k]["archive"] for k in ("pause", "operator", "agent", "speech")])
+        host.import_images([images[k]["archive"] for k in ("pause", "operator", "agent", "agent-slim", "speech")])
         t2 = time.monotonic()
         host.start_kubelet(cp)
         print(f"node: up in {time.monotonic() - t0:.1f} s (images imported in {t2 - t1:.1f} s, "

@@ -400,6 +400,8 @@ async def test_agent_pod_speaks_through_the_speech_service_pod(installed: Node) 
                                      "the speech shop's agent pod Ready", 1.0)
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env.get("STOREAGENT_SPEECH_URL") == url, env
+    # STT and TTS both on the service: the agent image without speech models (images/README.md).
+    assert pod["spec"]["containers"][0]["image"] == node.images["agent-slim"]["ref"], pod["spec"]["containers"][0]
 
     sp_metrics = f"{url.replace('ws://', 'http://')}/metrics"
     def speech_counts() -> dict[str, float]:

@@ -70,6 +70,23 @@ def test_no_provider_keys_without_secret_ref_and_the_image_is_the_platforms() ->
     assert not any(e["name"].endswith("_API_KEY") for e in c["env"])
 
 
+def test_shops_on_the_speech_service_get_the_slim_image_when_the_platform_has_one() -> None:
+    def image(sh: resources.Shop, settings: Settings) -> str:
+        return str(resources.desired_deployment(sh, settings)["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    speech = shop(providers={"stt": {"name": "speech"}, "tts": {"name": "speech"}})
+    half = shop(providers={"stt": {"name": "speech"}})  # TTS still in-process (piper): the full image
+    platform = Settings(image_tag="2.0", slim_image_repository="registry.local/agent-slim", slim_image_tag="2.0",
+                        speech_url="ws://speech.storeagent-system.svc:8090")
+    assert image(speech, platform) == "registry.local/agent-slim:2.0"
+    assert image(half, platform) == image(shop(), platform) == "ghcr.io/storeagent/agent:2.0"
+    # no speech service configured: the shop's chain is in-process, so it needs the models
+    assert image(speech, Settings(image_tag="2.0", slim_image_repository="registry.local/agent-slim")).endswith(
+        "/agent:2.0")
+    # no slim image configured: every shop gets the agent image
+    assert image(speech, Settings(image_tag="2.0", speech_url="ws://s:8090")) == "ghcr.io/storeagent/agent:2.0"
+
+
 def test_a_tenant_cannot_choose_the_image() -> None:
     with pytest.raises(ValidationError, match="image"):
         shop(image={"repository": "evil.example/miner", "tag": "latest"})

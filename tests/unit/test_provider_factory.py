@@ -89,6 +89,19 @@ def test_default_offline_matches_the_shop_language() -> None:
     assert isinstance(llm, ScriptedLLM) and "메시지" in str(llm.reply)
 
 
+def test_default_offline_without_speech_models_is_espeak_and_no_recognizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent-slim image (no Whisper, pocketsphinx or piper): the shop still builds, its offline members are
+    what is installed, and the STT chain ends with the hand-off line rather than an import error mid-call."""
+    from storeagent.agent.providers import factory, offline_choice, whisper_stt
+
+    monkeypatch.setattr(whisper_stt, "available", lambda: False)
+    for mod in (offline_choice, factory):
+        monkeypatch.setattr(mod, "installed", lambda module: False)
+    en = shop_config_from_manifest(yaml.safe_load((EXAMPLES / "sunrise-bakery.yaml").read_text()))
+    off = default_offline(en)
+    assert off.stt == [] and [x.name for x in off.tts] == ["espeak"] and [x.name for x in off.llm] == ["offline"]
+
+
 def test_openai_llm_refuses_an_empty_key() -> None:
     from storeagent.agent.errors import ProviderError
 
