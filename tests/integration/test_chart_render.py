@@ -75,6 +75,11 @@ def test_defaults_render_operator_freeswitch_dashboards_and_no_prometheus_operat
     assert [o["metadata"]["name"] for o in find(objs, "PodDisruptionBudget")] == ["sa-storeagent-speech"]
     assert one(objs, "Deployment", "-freeswitch")
     assert not find(objs, "Service", "-sip")
+    # the speech pod runs the speech image; shops on it get the agent without models
+    speech = pod_spec(one(objs, "Deployment", "-speech"))["containers"][0]
+    assert speech["image"].startswith("ghcr.io/storeagent/speech:")
+    op_args = pod_spec(one(objs, "Deployment", "-operator"))["containers"][0]["args"]
+    assert "--slim-image-repository=ghcr.io/storeagent/agent-slim" in op_args
 
 
 def test_clusterrole_rules_are_exactly_the_operators_file() -> None:
