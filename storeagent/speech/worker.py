@@ -166,21 +166,27 @@ class TtsSession:
                 self.current, self._synth = None, None
 
     async def _speak(self, session: TTSSession, uid: int, text: str, queued: float) -> None:
-        start, produced, first = time.monotonic(), 0, True
+        # Real-time factor = synthesis time only: the time spent waiting for the agent to take the audio (drain,
+        # paced by its playout) is not the engine's; a cancelled utterance still reports what it synthesized.
+        busy, produced, first = 0.0, 0, True
+        t = time.monotonic()
         try:
             async for pcm in session.synthesize(text):
+                busy += time.monotonic() - t
                 if first:
                     self.out.observe("tts_first_audio", "tts", time.monotonic() - queued)
                     first = False
                 produced += len(pcm)
                 self.out.audio(self.sid, pcm)
                 await self.out.drain()
+                t = time.monotonic()
         except ProviderError as e:
             self.out.control(self.sid, {"type": "error", "code": "engine", "retryable": e.retryable, "id": uid,
                                         "message": str(e)})
             return
-        if produced:
-            self.out.observe("rtf", "tts", (time.monotonic() - start) / self.fmt.seconds(produced))
+        finally:
+            if produced:
+                self.out.observe("rtf", "tts", busy / self.fmt.seconds(produced))
         self.out.control(self.sid, {"type": "done", "id": uid})
 
     async def close(self) -> None:
