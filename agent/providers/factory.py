@@ -5,11 +5,12 @@ Each stage becomes a Fallback* chain: the configured provider, its `fallbacks` i
 warning: the shop still answers, offline. Keys come only from `Secrets` (environment or `*_FILE` mounts) and
 are handed to the SDK clients, never stored elsewhere.
 
-Language matters for the offline set: pocketsphinx and piper ship English models only. A Korean shop's STT chain
-ends with vosk's Korean model when `storeagent.agent.providers.vosk_stt` and its model wheel are installed
-(`offline_stt_for`); without it the chain has no offline member and, Deepgram down, the caller hears the hand-off
-line before the shop's dialplan fallback. Its offline TTS is espeak-ng's Korean voice; its offline LLM is a
-scripted apology offering a message, because the deterministic answerer speaks English.
+Language matters for the offline set: pocketsphinx and piper ship English models only. A Korean shop's offline
+set is Whisper base in Korean (`offline_choice.korean_stt`; vosk's Korean model wheel without the offline-whisper
+extra), the Korean answerer (answerer_ko.py) and espeak-ng's Korean voice. Other languages get the vosk model
+of their language when one is installed (`offline_stt_for`; without one the chain has no offline member and,
+the cloud STT down, the caller hears the hand-off line before the shop's dialplan fallback) and a scripted
+apology offering a message.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from storeagent.agent.errors import ConfigError
 from storeagent.agent.ports import LLM, STT, TTS, CallMetrics, ProviderSet
@@ -25,7 +26,13 @@ from storeagent.agent.providers.deepgram_stt import DEFAULT_BASE_URL as DEEPGRAM
 from storeagent.agent.providers.deepgram_stt import DeepgramSTT
 from storeagent.agent.providers.elevenlabs_tts import DEFAULT_BASE_URL as ELEVENLABS_URL
 from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
-from storeagent.agent.providers.offline_choice import english_stt, installed, offline_stt_for, primary_language
+from storeagent.agent.providers.offline_choice import (
+    english_stt,
+    installed,
+    korean_stt,
+    offline_stt_for,
+    primary_language,
+)
 from storeagent.agent.providers.openai_llm import OpenAILLM
 from storeagent.agent.providers.resilience import (
     Breakers,
@@ -39,6 +46,9 @@ from storeagent.agent.providers.resilience import (
 from storeagent.agent.secrets import Secret, Secrets
 from storeagent.policy import PolicyError, UrlPolicy, check_url
 from storeagent.shop import ProviderChoice, ShopConfig
+
+if TYPE_CHECKING:
+    from storeagent.agent.providers.answerer import Clock, ShopAnswerer
 
 OPENAI_URL = "https://api.openai.com/v1"  # the SDK's default when baseUrl is empty
 log = logging.getLogger(__name__)
@@ -87,12 +97,16 @@ def default_offline(shop: ShopConfig) -> OfflineProviders:
     from storeagent.agent.providers.offline_tts import EspeakTTS, PiperTTS
     from storeagent.agent.providers.scripted import ScriptedLLM
 
-    if primary_language(shop.language) == "en":
+    lang = primary_language(shop.language)
+    if lang == "en":
         stt = english_offline_stt(shop)
         piper: list[TTS] = [PiperTTS()] if installed("piper") else []  # the slim agent image has no piper
         return OfflineProviders(stt=[stt] if stt else [], llm=[ShopAnswerer(shop.profile)],
                                 tts=[*piper, EspeakTTS()])
-    line = TAKE_A_MESSAGE.get(primary_language(shop.language), TAKE_A_MESSAGE["en"])
+    if lang == "ko":
+        ko = korean_stt()
+        return OfflineProviders(stt=[ko] if ko else [], llm=[offline_answerer(shop)], tts=[EspeakTTS()])
+    line = TAKE_A_MESSAGE.get(lang, TAKE_A_MESSAGE["en"])
     return OfflineProviders(stt=offline_stt_for(shop.language), llm=[ScriptedLLM(line, name="offline")],
                             tts=[EspeakTTS()])
 
@@ -102,6 +116,15 @@ def english_offline_stt(shop: ShopConfig) -> STT | None:
     from storeagent.agent.store.knowledge import caller_phrases, shop_vocabulary
 
     return english_stt(shop_vocabulary(shop.profile), caller_phrases(shop.profile))
+
+
+def offline_answerer(shop: ShopConfig, now: Clock | None = None) -> ShopAnswerer:
+    """The deterministic answerer in the shop's language: Korean (answerer_ko.py) or English."""
+    from storeagent.agent.providers.answerer import ShopAnswerer
+    from storeagent.agent.providers.answerer_ko import KoreanAnswerer
+
+    cls = KoreanAnswerer if primary_language(shop.language) == "ko" else ShopAnswerer
+    return cls(shop.profile) if now is None else cls(shop.profile, now=now)
 
 
 def _key(secrets: Secrets, provider: str) -> Secret | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storeagent.agent.ports import STT, AudioFormat, Message, Transcript
-from storeagent.agent.providers.answerer import ShopAnswerer
+from storeagent.agent.providers.factory import offline_answerer
 from storeagent.agent.store import knowledge as k
 from storeagent.shop import ShopConfig
 
@@ -103,7 +103,7 @@ async def recognize(stt: STT, pcm: bytes, language: str) -> Heard:
 
 def answer(shop: ShopConfig, text: str) -> tuple[str, list[str]]:
     """The offline answerer's reply to one caller turn: (spoken text, names of tools it called)."""
-    a = ShopAnswerer(shop.profile, now=lambda: NOW).answer(
+    a = offline_answerer(shop, now=lambda: NOW).answer(
         [Message("assistant", shop.profile.greeting or "hello"), Message("user", text)], TOOLS)
     return a.text, [c.name for c in a.calls]
 

@@ -154,14 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--limit", type=int, default=0, help="every n-th utterance only (smoke runs)")
     p.add_argument("--korean", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--english", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--calls", action=argparse.BooleanOptionalAction, default=False, help="part 2: loopback calls")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--rows", type=Path, help="write every row as JSON lines here")
     args = p.parse_args(argv)
 
-    utts = dataset.english(None if args.split == "all" else args.split)
-    if args.korean and args.split != "dev":
-        utts += dataset.korean()
+    utts = dataset.english(None if args.split == "all" else args.split) if args.english else []
+    if args.korean:
+        utts += dataset.korean(None if args.split == "all" else args.split)
     if args.limit:
         utts = utts[:: args.limit]
     t0 = time.perf_counter()

@@ -10,12 +10,14 @@ import yaml
 
 from storeagent.agent.errors import ConfigError
 from storeagent.agent.metrics import AgentMetrics
+from storeagent.agent.providers.answerer_ko import KoreanAnswerer
 from storeagent.agent.providers.deepgram_stt import DeepgramSTT
 from storeagent.agent.providers.elevenlabs_tts import ElevenLabsTTS
 from storeagent.agent.providers.factory import OfflineProviders, build_providers, default_offline
 from storeagent.agent.providers.openai_llm import OpenAILLM
 from storeagent.agent.providers.resilience import FallbackLLM, FallbackSTT, FallbackTTS
 from storeagent.agent.providers.scripted import ScriptedLLM, ScriptedSTT, ScriptedTTS
+from storeagent.agent.providers.whisper_stt import WhisperSTT
 from storeagent.agent.secrets import Secrets
 from storeagent.shop import ShopConfig, shop_config_from_manifest
 
@@ -83,10 +85,12 @@ def test_default_offline_matches_the_shop_language() -> None:
     assert [x.name for x in default_offline(en).stt] == ["whisper"]
     assert [x.name for x in default_offline(en).tts] == ["piper", "espeak"]
     ko = default_offline(korean_shop())
-    # vosk with the packaged Korean model (extra offline-ko, which `make test` installs); no Korean piper voice
-    assert [x.name for x in ko.stt] == ["vosk"] and [x.name for x in ko.tts] == ["espeak"]
+    # Whisper base in Korean (extra offline-whisper, which `make test` installs; vosk-ko without it), no prompt;
+    # no Korean piper voice; the Korean answerer, not the scripted apology
+    assert [x.name for x in ko.stt] == ["whisper"] and [x.name for x in ko.tts] == ["espeak"]
+    assert isinstance(ko.stt[0], WhisperSTT) and ko.stt[0].prompt == ""
     (llm,) = ko.llm
-    assert isinstance(llm, ScriptedLLM) and "메시지" in str(llm.reply)
+    assert isinstance(llm, KoreanAnswerer) and llm.profile.name == "강남치킨"
 
 
 def test_default_offline_without_speech_models_is_espeak_and_no_recognizer(monkeypatch: pytest.MonkeyPatch) -> None:
