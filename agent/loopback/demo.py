@@ -16,14 +16,17 @@ import logging
 import re
 import sys
 import tempfile
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from storeagent.agent.__main__ import warm_up
 from storeagent.agent.app import AgentApp
 from storeagent.agent.loopback.caller import LoopbackCall
+from storeagent.agent.loopback.demo_ko import CALLER_VOICE, CALLER_WPM, korean_script
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.pipeline.conversation import ConversationOutcome, TurnLatency
 from storeagent.agent.ports import AudioFormat, CallControl
@@ -51,6 +54,8 @@ def _hour(t: object) -> str:
 
 def script_for(shop: ShopConfig) -> list[Question]:
     """Questions with the facts the answers must carry, derived from the manifest (not from the agent's code)."""
+    if shop.language.lower().startswith("ko"):
+        return [Question(text, expect, cut) for text, expect, cut in korean_script(shop)]
     p = shop.profile
     sat = p.hours.saturday
     hours = (rf"\b{_hour(sat[0].open)}\b", rf"\b{_hour(sat[-1].close)}\b") if sat else (r"closed",)
@@ -68,8 +73,8 @@ def script_for(shop: ShopConfig) -> list[Question]:
     ]
 
 
-async def synthesize(tts: EspeakTTS, text: str, rate: int) -> bytes:
-    session = await tts.open(AudioFormat(rate), "en-US")
+async def synthesize(tts: EspeakTTS, text: str, rate: int, language: str = "en-US") -> bytes:
+    session = await tts.open(AudioFormat(rate), language)
     pcm = bytearray()
     async for chunk in session.synthesize(text):
         pcm += chunk
@@ -96,20 +101,25 @@ async def run_demo(manifest: Path, wav: Path, rate: int, providers_mode: str) ->
 
     app = AgentApp(settings, shop, providers, outbox.tools_factory(), on_finished=finished, metrics=metrics)
     await app.start()
-    caller_voice = EspeakTTS(words_per_minute=150)
+    korean = shop.language.lower().startswith("ko")  # the caller in another voice than the agent's espeak ko
+    caller_voice = EspeakTTS(words_per_minute=CALLER_WPM, voice=CALLER_VOICE) if korean else EspeakTTS(
+        words_per_minute=150)
     script = script_for(shop)
     call = LoopbackCall("127.0.0.1", app.esl_port, store=shop.store, caller_number="+15555550123", rate=rate)
     problems: list[str] = []
     barge_ms: float | None = None
     try:
-        audio = [await synthesize(caller_voice, q.text, rate) for q in script]
+        audio = [await synthesize(caller_voice, q.text, rate, shop.language) for q in script]
         await call.start(timeout=30)
         if not await call.wait_agent_done(quiet=0.8, timeout=30):
             problems.append("no greeting")
         i = 0
         while i < len(script):
             q = script[i]
-            await call.say(audio[i])
+            if done.is_set():  # the agent hung up early (a question heard as goodbye): nothing left to ask
+                problems.append(f"the agent ended the call before {q.text!r}")
+                break
+            await _unless(done, call.say(audio[i]))
             if q.interrupt_after is not None and i + 1 < len(script):
                 if not await call.wait_agent_speaking(timeout=20):
                     problems.append(f"no answer to {q.text!r}")
@@ -127,7 +137,7 @@ async def run_demo(manifest: Path, wav: Path, rate: int, providers_mode: str) ->
                 else:
                     problems.append("the agent did not stop speaking when interrupted")
                 i += 1
-                await call.audio.wait_uplink_idle() if call.audio else None
+                await _unless(done, call.audio.wait_uplink_idle()) if call.audio else None
             if i == len(script) - 1:
                 break
             if not await call.wait_agent_done(quiet=0.8, timeout=30):
@@ -156,6 +166,14 @@ async def run_demo(manifest: Path, wav: Path, rate: int, providers_mode: str) ->
         return 1
     print("\nDemo passed: every answer stated the shop's facts; barge-in stopped the agent.")
     return 0
+
+
+async def _unless(done: asyncio.Event, aw: Coroutine[Any, Any, object]) -> None:
+    """Await `aw` unless the call ends first: the uplink of a call the agent hung up never drains."""
+    task, ended = asyncio.ensure_future(aw), asyncio.ensure_future(done.wait())
+    await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, ended):
+        t.cancel()
 
 
 def check_answers(script: list[Question], out: ConversationOutcome) -> list[str]:
