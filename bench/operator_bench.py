@@ -14,7 +14,8 @@ Readiness comes from watches (the time each event arrived), CPU from /proc/<pid>
 CPU pressure from /proc/pressure/cpu, requests by verb from the API server's audit log
 (bench/operator-audit-policy.yaml). Prints a summary to stderr; the LAST line on stdout is one JSON object.
 
-    python bench/operator_bench.py [--count 1000] [--onboard 30] [--skip-floor] [--timeout 1800]
+    python bench/operator_bench.py [--count 1000] [--onboard 30] [--skip-floor | --skip-operator] [--timeout 1800]
+                                       [--deadline S]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -67,6 +69,28 @@ ADMIN_USER = "storeagent-test-admin"
 Obj = dict[str, Any]
 
 
+# Every process the bench started (control-plane components, the operator), as pid providers: a SIGTERM ends
+# them first, by pid, and only then unwinds (the components run in sessions of their own, so a signal to the
+# bench's process group does not reach them, and an unwind stuck on a busy API server must not leave them).
+LIVE: list[Callable[[], list[int]]] = []
+
+
+def on_sigterm(*_: object) -> None:
+    for pids in list(LIVE):
+        for pid in pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(143))  # the unwind itself is bounded too
+    signal.alarm(30)
+    raise SystemExit(143)
+
+
+def live_pids(cp: ControlPlane) -> Callable[[], list[int]]:
+    return lambda: [p.pid for p in cp.procs.values() if p.poll() is None]
+
+
 def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
@@ -110,14 +134,18 @@ async def create(api: Api, doc: Obj) -> Obj:
     raise RuntimeError(f"could not create {doc['metadata']['name']}")
 
 
-async def bounded(n: int, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+async def bounded(n: int, jobs: list[Callable[[], Awaitable[None]]], stop_at: float = float("inf")) -> None:
+    """Run `jobs`, `n` at a time; those not done by `stop_at` (the run's deadline) are cancelled."""
     slots = asyncio.Semaphore(n)
 
     async def one(job: Callable[[], Awaitable[None]]) -> None:
         async with slots:
             await job()
 
-    await asyncio.gather(*(one(j) for j in jobs))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(j) for j in jobs)), max(0.0, stop_at - time.monotonic()))
+    except TimeoutError:
+        log("deadline reached while creating: the rest is not created")
 
 
 def cp_cpu(cp: ControlPlane) -> dict[str, float]:
@@ -139,6 +167,7 @@ async def wait_ready(shops: dict[str, Shop], names: list[str], timeout_at: float
         sample()
         ready = sum(1 for n in names if shops[n].ready is not None)
         if ready == len(names):
+            log(f"{what}: {ready}/{len(names)} Ready (load average {loadavg()})")
             return True
         if time.monotonic() - last > 10:
             log(f"{what}: {ready}/{len(names)} Ready (load average {loadavg()})")
@@ -184,7 +213,7 @@ async def floor(cp: ControlPlane, a: argparse.Namespace) -> Obj:
             shard = dialplan.configmap_name(dialplan.shard_of(NS, sh.name))
             files.setdefault(shard, {})[dialplan.file_key(NS, sh.name)] = xml
 
-        await bounded(a.workers, [lambda i=i: shop(i) for i in range(a.count)])  # type: ignore[misc]
+        await bounded(a.workers, [lambda i=i: shop(i) for i in range(a.count)], a.stop_at)  # type: ignore[misc]
         applied_s = time.monotonic() - t0
         # The dialplan ConfigMaps, written once with every shop's file.
         await asyncio.gather(*(api.apply({"apiVersion": "v1", "kind": "ConfigMap",
@@ -193,12 +222,13 @@ async def floor(cp: ControlPlane, a: argparse.Namespace) -> Obj:
                                                                   "storeagent.dev/dialplan": "true"}},
                                           "data": data}) for shard, data in files.items()))
         dialplans_s = time.monotonic() - t0
-        ok = await wait_ready(shops, names, t0 + a.timeout, "floor")
+        ok = await wait_ready(shops, names, min(t0 + a.timeout, a.stop_at), "floor")
         await w.stop()
     await api.close()
     times = [s.ready for s in shops.values() if s.ready is not None]
     converge = max([*times, t0 + dialplans_s]) - t0 if ok else None
-    return {"converge_s": round(converge, 1) if converge else None, "applied_s": round(applied_s, 1),
+    return {"converge_s": round(converge, 1) if converge else None, "ready": len(times),
+            "waited_s": round(time.monotonic() - t0, 1), "applied_s": round(applied_s, 1),
             "dialplans_written_s": round(dialplans_s, 1), "cpu_pressure_pct": psi.percent(),
             "control_plane_cpu_s": minus(cp_cpu(cp), base_cpu), "tail": tail(shops, t0)}
 
@@ -207,12 +237,27 @@ async def floor(cp: ControlPlane, a: argparse.Namespace) -> Obj:
 async def with_operator(cp: ControlPlane, a: argparse.Namespace, tmp: Path, marks: dict[str, datetime]) -> Obj:
     kubeconfig = install(cp)
     create_namespace(cp, NS)
-    api = Api(load_credentials(str(cp.kubeconfig)))
+    with FakeFreeSwitchEsl() as esl, StatsServer() as stats:
+        op = OperatorProcess(kubeconfig, tmp / "operator.log", [f"--freeswitch-esl=127.0.0.1:{esl.port}",
+                                                                f"--stats-address-override={stats.address}"])
+        op.start()
+        LIVE.append(lambda: [op.pid] if op.alive() else [])
+        api = Api(load_credentials(str(cp.kubeconfig)))
+        try:
+            return await measure_operator(cp, a, api, op, esl, stats, marks)
+        finally:
+            await api.close()
+            op.stop()
+
+
+async def measure_operator(cp: ControlPlane, a: argparse.Namespace, api: Api, op: OperatorProcess,
+                           esl: FakeFreeSwitchEsl, stats: StatsServer, marks: dict[str, datetime]) -> Obj:
     creds = load_credentials(str(cp.kubeconfig))
     names = [f"shop-{i:05d}" for i in range(a.count)]
     extra = [f"shop-{i:05d}" for i in range(a.count, a.count + a.onboard)]
     shops = {n: Shop() for n in [*names, *extra]}
     now = time.monotonic
+    peak = [0.0]
 
     def on_storeagent(o: Obj) -> None:
         s = shops.get(o["metadata"]["name"])
@@ -230,54 +275,46 @@ async def with_operator(cp: ControlPlane, a: argparse.Namespace, tmp: Path, mark
         if s is not None and s.deployment_ready is None and deployment_ready(o):
             s.deployment_ready = now()
 
-    with FakeFreeSwitchEsl() as esl, StatsServer() as stats:
-        op = OperatorProcess(kubeconfig, tmp / "operator.log", [f"--freeswitch-esl=127.0.0.1:{esl.port}",
-                                                                f"--stats-address-override={stats.address}"])
-        op.start()
-        peak = [0.0]
+    def sample() -> None:
+        peak[0] = max(peak[0], vm_mb(op.pid))
+        if not op.alive():
+            raise RuntimeError("operator exited:\n" + op.log_tail())
 
-        def sample() -> None:
-            peak[0] = max(peak[0], vm_mb(op.pid))
-            if not op.alive():
-                raise RuntimeError("operator exited:\n" + op.log_tail())
+    async with watch_session() as session:
+        ws = [Watch(session, creds, f"{API}/namespaces/{NS}/storeagents", on_storeagent).start(),
+              Watch(session, creds, f"/apis/apps/v1/namespaces/{NS}/deployments", on_deployment).start()]
+        await asyncio.gather(*(w.synced.wait() for w in ws))
+        await asyncio.sleep(5)  # the operator up and watching before the burst
+        idle_rss = vm_mb(op.pid, "VmRSS")
+        base_cpu, op_cpu0, psi = cp_cpu(cp), cpu_s(op.pid), Pressure()
+        marks["operator_from"] = datetime.now(UTC)
+        t0 = now()
 
-        async with watch_session() as session:
-            ws = [Watch(session, creds, f"{API}/namespaces/{NS}/storeagents", on_storeagent).start(),
-                  Watch(session, creds, f"/apis/apps/v1/namespaces/{NS}/deployments", on_deployment).start()]
-            await asyncio.gather(*(w.synced.wait() for w in ws))
-            await asyncio.sleep(5)  # the operator up and watching before the burst
-            idle_rss = vm_mb(op.pid, "VmRSS")
-            base_cpu, op_cpu0, psi = cp_cpu(cp), cpu_s(op.pid), Pressure()
-            marks["operator_from"] = datetime.now(UTC)
-            t0 = now()
+        async def shop(i: int) -> None:
+            shops[f"shop-{i:05d}"].created = now()
+            await create(api, storeagent(i, a.replicas))
 
-            async def shop(i: int) -> None:
-                shops[f"shop-{i:05d}"].created = now()
-                await create(api, storeagent(i, a.replicas))
-
-            await bounded(a.workers, [lambda i=i: shop(i) for i in range(a.count)])  # type: ignore[misc]
-            applied_s = now() - t0
-            log(f"operator: {a.count} StoreAgents created in {applied_s:.1f} s")
-            ok = await wait_ready(shops, names, t0 + a.timeout, "operator", sample)
-            sample()
-            marks["operator_converged"] = datetime.now(UTC)
-            times = [shops[n].ready for n in names if shops[n].ready is not None]
-            out: Obj = {
-                "converge_s": round(max(times) - t0, 1) if ok and times else None, "ready": len(times),
-                "created_s": round(applied_s, 1), "cpu_pressure_pct": psi.percent(),
-                "operator_cpu_s": round(cpu_s(op.pid) - op_cpu0, 1), "operator_idle_rss_mb": round(idle_rss, 1),
-                "operator_rss_at_converge_mb": round(vm_mb(op.pid, "VmRSS"), 1),
-                "operator_peak_rss_mb": round(peak[0], 1), "control_plane_cpu_s": minus(cp_cpu(cp), base_cpu),
-                "reloadxml_rounds": esl.reloads, "tail": tail({n: shops[n] for n in names}, t0),
-            }
-            if ok and a.onboard:
-                out["onboarding"] = await onboard(a, api, shops, extra, sample, stats, marks)
-            sample()
-            out["operator_peak_rss_mb"] = round(peak[0], 1)
-            for w in ws:
-                await w.stop()
-        op.stop()
-    await api.close()
+        await bounded(a.workers, [lambda i=i: shop(i) for i in range(a.count)], a.stop_at)  # type: ignore[misc]
+        applied_s = now() - t0
+        log(f"operator: {a.count} StoreAgents created in {applied_s:.1f} s")
+        ok = await wait_ready(shops, names, min(t0 + a.timeout, a.stop_at), "operator", sample)
+        sample()
+        marks["operator_converged"] = datetime.now(UTC)
+        times = [shops[n].ready for n in names if shops[n].ready is not None]
+        out: Obj = {
+            "converge_s": round(max(times) - t0, 1) if ok and times else None, "ready": len(times),
+            "waited_s": round(now() - t0, 1), "created_s": round(applied_s, 1), "cpu_pressure_pct": psi.percent(),
+            "operator_cpu_s": round(cpu_s(op.pid) - op_cpu0, 1), "operator_idle_rss_mb": round(idle_rss, 1),
+            "operator_rss_at_converge_mb": round(vm_mb(op.pid, "VmRSS"), 1),
+            "operator_peak_rss_mb": round(peak[0], 1), "control_plane_cpu_s": minus(cp_cpu(cp), base_cpu),
+            "reloadxml_rounds": esl.reloads, "tail": tail({n: shops[n] for n in names}, t0),
+        }
+        if ok and a.onboard and now() + a.settle + a.onboard * a.onboard_interval + 60 < a.stop_at:
+            out["onboarding"] = await onboard(a, api, shops, extra, sample, stats, marks)
+        sample()
+        out["operator_peak_rss_mb"] = round(peak[0], 1)
+        for w in ws:
+            await w.stop()
     return out
 
 
@@ -295,7 +332,7 @@ async def onboard(a: argparse.Namespace, api: Api, shops: dict[str, Shop], extra
         await asyncio.sleep(a.onboard_interval)
         sample()
     await asyncio.gather(*pending)
-    await wait_ready(shops, extra, time.monotonic() + 180, "onboarding", sample)
+    await wait_ready(shops, extra, min(time.monotonic() + 180, a.stop_at), "onboarding", sample)
     marks["onboard_until"] = datetime.now(UTC)
     lat = [s.ready - s.created for n in extra if (s := shops[n]).ready is not None and s.created is not None]
     pods = [s.deployment_ready - s.created for n in extra
@@ -326,15 +363,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--onboard-interval", type=float, default=2.0)
     p.add_argument("--settle", type=float, default=20.0, help="seconds of steady state before onboarding")
     p.add_argument("--skip-floor", action="store_true")
+    p.add_argument("--skip-operator", action="store_true", help="the floor alone")
+    p.add_argument("--deadline", type=float, default=0,
+                   help="seconds for the whole run (0: none): phases stop waiting then and report what they have")
     a = p.parse_args(argv)
     # SIGTERM (timeout, CI cancel) unwinds the context managers, so no control-plane process is left behind.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, on_sigterm)
+    a.stop_at = time.monotonic() + a.deadline if a.deadline else float("inf")
     result: Obj = {"storeagents": a.count, "replicas_per_shop": a.replicas, "load_before": loadavg()}
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp_s:
         tmp = Path(tmp_s)
         if not a.skip_floor:
             (tmp / "floor").mkdir()
-            with control_plane(tmp / "floor") as cp:
+            cp = control_plane(tmp / "floor")
+            LIVE.append(live_pids(cp))
+            with cp:
                 install(cp)
                 create_namespace(cp, NS)
                 result["floor"] = asyncio.run(floor(cp, a))
@@ -343,18 +386,24 @@ def main(argv: list[str] | None = None) -> int:
             result["floor"]["control_plane_requests_per_shop"] = per_shop(
                 +Counter({k: v for k, v in by_component(floor_audit, ADMIN_USER).items() if k != "Python"}), a.count)
             log(f"floor: {json.dumps(result['floor'])}")
-        (tmp / "op").mkdir()
-        marks: dict[str, datetime] = {}
-        with control_plane(tmp / "op") as cp:
-            result["operator"] = asyncio.run(with_operator(cp, a, tmp, marks))
-        audit = tmp / "op" / "audit.log"
-        result["operator"]["control_plane_requests_per_shop"] = per_shop(
-            +Counter({k: v for k, v in by_component(audit, ADMIN_USER).items() if k != "Python"}), a.count)
-        result["operator"]["requests"] = requests(audit, OPERATOR_USER, a.count, marks.get("operator_from"),
-                                                  marks.get("operator_converged"))
-        if "onboard_from" in marks:
-            result["operator"]["onboarding"]["requests"] = requests(
-                audit, OPERATOR_USER, a.onboard, marks["onboard_from"], marks.get("onboard_until"))
+        if not a.skip_operator:
+            (tmp / "op").mkdir()
+            marks: dict[str, datetime] = {}
+            cp = control_plane(tmp / "op")
+            LIVE.append(live_pids(cp))
+            with cp:
+                result["operator"] = asyncio.run(with_operator(cp, a, tmp, marks))
+            audit = tmp / "op" / "audit.log"
+            result["operator"]["control_plane_requests_per_shop"] = per_shop(
+                +Counter({k: v for k, v in by_component(audit, ADMIN_USER).items() if k != "Python"}), a.count)
+            result["operator"]["requests"] = requests(audit, OPERATOR_USER, a.count, marks.get("operator_from"),
+                                                      marks.get("operator_converged"))
+            if "onboard_from" in marks:
+                result["operator"]["onboarding"]["requests"] = requests(
+                    audit, OPERATOR_USER, a.onboard, marks["onboard_from"], marks.get("onboard_until"))
+    if a.skip_operator:
+        print(json.dumps(result))
+        return 0 if (result.get("floor") or {}).get("converge_s") else 1
     op, fl = result["operator"], result.get("floor") or {}
     if op.get("converge_s") and fl.get("converge_s"):
         result["ratio_to_floor"] = round(op["converge_s"] / fl["converge_s"], 2)

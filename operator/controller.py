@@ -12,6 +12,7 @@ overtake each other (two concurrent patches could land out of order and leave a 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import time
@@ -79,6 +80,9 @@ class Controller:
         # Children seen in the watches' initial listings, not yet claimed by their shop's first reconcile:
         # (kind, namespace, name) -> (controlling StoreAgent's uid, the object as listed).
         self._listed: dict[tuple[str, str, str], tuple[str, Written]] = {}
+        # Shops by the dialplan ConfigMap their file is in: an event of one shard checks its own shops only
+        # (each shard patch comes back as an event; scanning all shops for each was O(shops^2) in a burst).
+        self._shard_members: dict[str, dict[str, ShopState]] = {}
 
     def state(self, namespace: str, name: str) -> ShopState:
         key = f"{namespace}/{name}"
@@ -261,6 +265,7 @@ class Controller:
                 self.settings.freeswitch_namespace, shard, dialplan.file_key(st.namespace, st.name), xml,
                 {"app.kubernetes.io/managed-by": resources.MANAGED_BY, DIALPLAN_LABEL: "true"})
             st.dialplan_digest, st.dialplan_shard = _digest(xml), shard
+            self._shard_members.setdefault(shard, {})[st.key] = st
             result = await self.reloader.reload()
             self.metrics.dialplan_reload(result.ok)
             o = st.observed
@@ -313,6 +318,7 @@ class Controller:
         if not result.ok:
             raise RetryLater(result.message, 10.0)
         self.shops.pop(key, None)
+        self._shard_members.get(shard, {}).pop(key, None)
         self.set_claim(key, None)
         if st.status_task is not None:
             st.status_task.cancel()
@@ -433,8 +439,9 @@ class Controller:
                 return  # a state from before our latest write: the event of that write follows
         data = {} if event_type == "DELETED" else (obj.get("data") or {})
         t0 = time.monotonic()
-        stale = [st for st in list(self.shops.values())
-                 if st.shop is not None and not st.deleting and st.dialplan_digest and st.dialplan_shard == name
+        stale = [st for st in list(self._shard_members.get(name, {}).values())
+                 if self.shops.get(st.key) is st and st.shop is not None and not st.deleting and st.dialplan_digest
+                 and st.dialplan_shard == name
                  and _digest(data.get(dialplan.file_key(st.namespace, st.name))) != st.dialplan_digest]
         if not stale:
             return
@@ -466,7 +473,10 @@ class Controller:
             # buffers) would cost more than a new connection per poll; the limit bounds a burst of timers.
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32, force_close=True))
         override = self.settings.stats_address_override
-        urls = [f"http://{override}"] if override else [f"http://{ip}:{resources.HTTP_PORT}" for ip in pod_ips]
+        # The override is one agent standing in for the shop's pods; like them it is asked only once a pod is
+        # ready (a 1,000-shop burst polled every new shop every interval, each a connection to nothing).
+        urls = ([f"http://{override}"] if pod_ips else []) if override else [
+            f"http://{ip}:{resources.HTTP_PORT}" for ip in pod_ips]
         timeout = self.settings.stats_timeout_seconds
         limit = self.settings.stats_max_bytes
         got = await asyncio.gather(*(status.fetch_stats(self._http, u, timeout, limit) for u in urls))
@@ -525,7 +535,11 @@ class Controller:
         if st.reconciling:
             return  # the reconcile ends with a refresh of its own
         if st.status_task is None or st.status_task.done():
-            st.status_task = asyncio.create_task(self._status_writer(st), name=f"status {st.key}")
+            # A context of its own: the task would otherwise keep the copy of the caller's, and with it kopf's
+            # cause of the handler that asked (the whole body of a StoreAgent, Deployment or pod event) for as
+            # long as the shop keeps its last writer task, i.e. for good.
+            st.status_task = asyncio.create_task(self._status_writer(st), name=f"status {st.key}",
+                                                 context=contextvars.Context())
 
     async def _status_writer(self, st: ShopState) -> None:
         # Leading edge: a change after a quiet spell is written at once (a new shop's Ready is not held back by

@@ -18,7 +18,7 @@ from storeagent.operator.children import ApplyFailed
 from storeagent.operator.controller import DIALPLAN_LABEL, Controller, InvalidSpec, RetryLater, guarded
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api, ApiError, connection_fields, load_credentials
-from storeagent.operator.kopfstore import HashedDiffBaseStorage
+from storeagent.operator.kopfstore import QuietProgressStorage, RememberedDiffBaseStorage
 from storeagent.operator.metrics import OperatorMetrics, serve_from_env
 from storeagent.operator.settings import Settings
 
@@ -41,6 +41,7 @@ def _post_event(ref: dict[str, Any], type_: str, reason: str, message: str) -> N
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: str) -> None:
     holder: dict[str, Any] = {}
+    diff_base = RememberedDiffBaseStorage(prefix="storeagent.dev", key="last-handled-digest")
 
     def ctl() -> Controller:
         c: Controller = holder["controller"]
@@ -53,7 +54,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
 
     @kopf.on.startup(registry=registry, id="startup")
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings, _settings)
+        configure(settings, _settings, diff_base)
         api = Api(load_credentials(kubeconfig), timeout_s=_settings.request_timeout_s)
         reloader = Reloader(_settings.freeswitch_esl, _settings.freeswitch_esl_password,
                             _settings.dialplan_settle_seconds)
@@ -151,6 +152,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kubeconfig: st
     async def delete(**kw: Any) -> None:
         try:
             await bind(kw).delete(kw["namespace"], kw["name"])
+            diff_base.forget(str(kw["uid"]))
         except RetryLater as e:
             raise kopf.TemporaryError(str(e), delay=e.delay_s) from e
         except ApiError as e:  # a finalizer must not give up: an undeletable shop is worse than a retry
@@ -208,7 +210,8 @@ def _kopf_error(e: ApplyFailed | ApiError, done: Any) -> Exception:
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 
 
-def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
+def configure(s: kopf.OperatorSettings, settings: Settings,
+              diff_base: RememberedDiffBaseStorage | None = None) -> None:
     """kopf settings; why each matters is in docs/operator.md ("Watch stalls")."""
     # A watch that silently stops delivering events is the classic kopf failure: bound it from both sides.
     s.watching.server_timeout = settings.watch_server_timeout_s
@@ -219,10 +222,12 @@ def configure(s: kopf.OperatorSettings, settings: Settings) -> None:
     s.networking.connect_timeout = 30
     # Our own annotations/finalizer names, so nothing is written under another project's prefix.
     s.persistence.finalizer = "storeagent.dev/dialplan"
-    s.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="storeagent.dev")
+    s.persistence.progress_storage = QuietProgressStorage(prefix="storeagent.dev")
     # A digest, not a copy of the spec: annotations are capped at 256 KiB in total, and a copied spec above
-    # that made every later patch of the object fail with 422. The handlers never read kopf's diff.
-    s.persistence.diffbase_storage = HashedDiffBaseStorage(prefix="storeagent.dev", key="last-handled-digest")
+    # that made every later patch of the object fail with 422. The handlers never read kopf's diff; kept in
+    # this process, not in an annotation (one patch per new StoreAgent less: kopfstore.py).
+    s.persistence.diffbase_storage = diff_base or RememberedDiffBaseStorage(
+        prefix="storeagent.dev", key="last-handled-digest")
     # Filter children on the server: only objects the operator labelled travel over the watches.
     for _kind, (group, _version, plural) in CHILD_KINDS.items():
         s.watching.label_selectors[(group, plural) if group else plural] = MANAGED_SELECTOR

@@ -11,6 +11,7 @@ are never touched: the patch is a merge of the carried keys only.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Protocol
 
@@ -44,7 +45,9 @@ class ShardWriter:
         if labels:
             self._labels[shard] = labels
         if shard not in self._flushers:
-            self._flushers[shard] = asyncio.create_task(self._flush(shard), name=f"dialplan {configmap}")
+            # A context of its own: not the caller's (kopf's cause of the handler that wrote first, its body).
+            self._flushers[shard] = asyncio.create_task(self._flush(shard), name=f"dialplan {configmap}",
+                                                        context=contextvars.Context())
         await fut
 
     async def _flush(self, shard: tuple[str, str]) -> None:
