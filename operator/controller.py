@@ -24,7 +24,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from storeagent.operator import children as children_mod
-from storeagent.operator import dialplan, model, resources, status
+from storeagent.operator import dialplan, memtrim, model, resources, status
 from storeagent.operator.children import ApplyFailed, ChildWriter, NameInUse, StaleChild, Written
 from storeagent.operator.esl import Reloader
 from storeagent.operator.k8s import Api, ApiError
@@ -83,6 +83,7 @@ class Controller:
         # Shops by the dialplan ConfigMap their file is in: an event of one shard checks its own shops only
         # (each shard patch comes back as an event; scanning all shops for each was O(shops^2) in a burst).
         self._shard_members: dict[str, dict[str, ShopState]] = {}
+        self._writing = asyncio.Semaphore(settings.concurrent_shop_writes)  # reconciles writing children
 
     def state(self, namespace: str, name: str) -> ShopState:
         key = f"{namespace}/{name}"
@@ -178,6 +179,11 @@ class Controller:
         """The supporting objects in parallel, then the Deployment: a shop none of whose names may be written
         never gets pods. (A taken name is found by its create-only write; the shop's other objects are its own,
         owned by it and removed with it.)"""
+        assert st.shop is not None
+        async with self._writing:  # rendered only once admitted: a waiting shop holds nothing but its event
+            return await self._write_children_now(st)
+
+    async def _write_children_now(self, st: ShopState) -> Obj:
         assert st.shop is not None
         *support, deployment = resources.desired_all(st.shop, self.settings)
         async with st.child_lock:
@@ -510,6 +516,7 @@ class Controller:
                 before_cycle()
             except Exception:  # a failed resync must not end the loop
                 log.exception("stats cycle")
+            memtrim.trim()  # what the last burst freed goes back to the OS (memtrim.py)
             shops = [st for st in self.shops.values() if st.shop is not None]
             gap = interval / max(1, len(shops))
             for st in shops:

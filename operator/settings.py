@@ -93,6 +93,10 @@ class Settings:
     stats_max_bytes: int = 64 * 1024
     # Seconds before a shop whose child name is taken by someone else's object looks again.
     name_in_use_retry_seconds: float = 30.0
+    # Shops writing their children at once (a burst of new shops): the API client has 32 connections, so more
+    # only queue inside the operator, each holding its rendered objects and responses (memory), while the
+    # shops admitted first wait longer for their Deployment. 32 keeps every connection busy.
+    concurrent_shop_writes: int = 32
 
 
 def bridge_template(gateway: str) -> str:
