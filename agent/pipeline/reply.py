@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from storeagent.agent.pipeline.edges import ClauseEdges
 from storeagent.agent.pipeline.history import PROGRESS_MS, AgentUtterance, Clause, History
 from storeagent.agent.pipeline.text import ClauseSplitter
 from storeagent.agent.ports import LLM, AudioLink, CallAction, TextDelta, ToolCall, Tools, TTSSession
@@ -38,6 +39,15 @@ class ReplyResult:
     utterance: AgentUtterance
     timing: ReplyTiming
     actions: list[CallAction] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _ClauseState:
+    text: str
+    mark: str
+    clause: Clause | None = None  # in the history once its first audio is sent
+    next_progress: int = PROGRESS_MS
+    progress: str | None = None  # a progress mark waiting for the audio after it
 
 
 class Speaker:
@@ -67,35 +77,38 @@ class Speaker:
 
     async def run(self) -> None:
         while (clause := await self._queue.get()) is not None:
-            mark = f"{self._prefix}.{self._n}"
+            st = _ClauseState(clause, f"{self._prefix}.{self._n}")
             self._n += 1
             if self._timing.tts_started is None:
                 self._timing.tts_started = time.monotonic()
-            c: Clause | None = None
-            next_progress = PROGRESS_MS
-            progress: str | None = None  # a progress mark waiting for the audio after it
+            edges = ClauseEdges(self._link.fmt.sample_rate)  # the voice's own silence at the clause's ends
             async for pcm in self._tts.synthesize(clause):
-                for piece in self._pieces(pcm, c.audio_ms if c else 0, next_progress):
-                    if c is None:
-                        c = self._history.add_clause(self._u, clause, mark)
-                    if progress is not None:
-                        await self._link.send_mark(progress)
-                        progress = None
-                    if not self._sent_audio:
-                        self._sent_audio = True
-                        self._on_first_audio(time.monotonic())
-                    await self._link.send_audio(piece)
-                    c.audio_ms += self._ms(len(piece))
-                    if c.audio_ms >= next_progress:
-                        progress = f"{mark}+{c.audio_ms}"
-                        self._history.add_progress(c, progress, c.audio_ms)
-                        next_progress = c.audio_ms + PROGRESS_MS
-            if c is not None:
-                await self._link.send_mark(mark)
-                c.sealed = True
+                await self._send(st, edges.push(pcm))
+            await self._send(st, edges.end())
+            if st.clause is not None:
+                await self._link.send_mark(st.mark)
+                st.clause.sealed = True
         end = getattr(self._tts, "end_answer", None)  # a per-answer TTS stream ends with the answer
         if end is not None:
             await end()
+
+    async def _send(self, st: _ClauseState, pcm: bytes) -> None:
+        c = st.clause
+        for piece in self._pieces(pcm, c.audio_ms if c else 0, st.next_progress):
+            if c is None:
+                c = st.clause = self._history.add_clause(self._u, st.text, st.mark)
+            if st.progress is not None:
+                await self._link.send_mark(st.progress)
+                st.progress = None
+            if not self._sent_audio:
+                self._sent_audio = True
+                self._on_first_audio(time.monotonic())
+            await self._link.send_audio(piece)
+            c.audio_ms += self._ms(len(piece))
+            if c.audio_ms >= st.next_progress:
+                st.progress = f"{st.mark}+{c.audio_ms}"
+                self._history.add_progress(c, st.progress, c.audio_ms)
+                st.next_progress = c.audio_ms + PROGRESS_MS
 
     def _bytes_per_ms(self) -> float:
         return self._link.fmt.sample_rate * 2 / 1000

@@ -28,14 +28,15 @@ class RecordingLink:
 
 
 class ChunkTTS:
-    """Yields the given chunk sizes (ms) of audio for any text."""
+    """Yields the given chunk sizes (ms) of audio for any text: sound throughout (silence at a clause's ends is
+    trimmed, agent/pipeline/edges.py)."""
 
     def __init__(self, chunks_ms: list[int]) -> None:
         self.chunks_ms = chunks_ms
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         for ms in self.chunks_ms:
-            yield bytes(ms * BYTES_PER_MS)
+            yield (1000).to_bytes(2, "little", signed=True) * (ms * BYTES_PER_MS // 2)
 
 
 async def speak(chunks_ms: list[int]) -> tuple[RecordingLink, History]:
