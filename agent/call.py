@@ -30,6 +30,7 @@ from storeagent.agent.ports import (
     Tools,
     TransferResult,
 )
+from storeagent.agent.providers.smart_turn import load_turn_model
 from storeagent.agent.settings import AgentSettings
 from storeagent.agent.stats import CallStats
 from storeagent.agent.transport.tokens import StreamTokens
@@ -199,7 +200,7 @@ class CallSession:
                 cfg=cfg, link=link, vad=WebRtcVad(fmt.sample_rate, t.vad_aggressiveness), stt=stt,
                 llm=d.providers.llm, tts=tts, tools=d.tools_factory(self.call), metrics=d.metrics,
                 system_prompt=system_prompt(d.shop), transfer=self._transfer, hangup=self._hangup,
-                filler_pcm=filler,
+                filler_pcm=filler, turn_model=load_turn_model() if t.smart_turn else None,
             )
             self.conversation = conv
             events = asyncio.create_task(self._channel_events(conv), name="esl-events")

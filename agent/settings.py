@@ -27,6 +27,7 @@ class TurnSettings(BaseModel):
     min_turn_ms: int = Field(120, ge=20, description="shorter bursts: no reply (barge-in still stops speech)")
     ack_after_ms: int = Field(1000, ge=200, description="no agent audio this long after a turn: say a short filler")
     stt_final_timeout_ms: int = Field(2500, ge=200, description="wait this long for a final transcript after a turn")
+    smart_turn: bool = Field(True, description="judge pauses with the smart-turn model when installed (endturn.py)")
 
 
 class AgentSettings(BaseModel):

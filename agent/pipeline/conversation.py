@@ -2,11 +2,10 @@
 
 Three inputs run as their own tasks and never wait on each other: the uplink (caller audio → VAD → turn
 detector, and playout marks), the STT's events, and the channel's events (DTMF, hangup). Barge-in is handled
-inside the uplink task itself (principle 4): the first loud speech frame heard while the agent talks sends
-`pause` at once, without queueing behind anything; the interruption judge (pipeline/interruption.py) then
-decides from the frames after it (and any recognizer words) whether to `clear` (a real interruption) or
-`resume` where playout stopped (a cough, a click, a backchannel). Everything else meets in one event queue
-that the main loop serves.
+inside the uplink task itself (principle 4; pipeline/bargein.py): the first loud speech frame heard while the
+agent talks sends `pause` at once; the interruption judge then decides whether to `clear` or `resume`. The end
+of a caller's turn is the VAD's pause judged by the turn model when one is installed (pipeline/endturn.py), else
+the silence timer. Everything else meets in one event queue that the main loop serves.
 """
 
 from __future__ import annotations
@@ -20,13 +19,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from storeagent.agent.errors import ProviderError
+from storeagent.agent.pipeline.bargein import BargeIn
+from storeagent.agent.pipeline.endturn import EndTurn, EndTurnConfig, TurnModel, asks_for_digits
 from storeagent.agent.pipeline.history import AgentUtterance, History, TranscriptLine
-from storeagent.agent.pipeline.interruption import InterruptionConfig, InterruptionJudge, Judgement, Verdict
+from storeagent.agent.pipeline.interruption import InterruptionConfig
+from storeagent.agent.pipeline.outcome import ConversationOutcome as ConversationOutcome  # re-exported (wiring,
+from storeagent.agent.pipeline.outcome import TransferAttempt as TransferAttempt  # demo, benchmarks import
+from storeagent.agent.pipeline.outcome import TurnLatency as TurnLatency  # them from here)
 from storeagent.agent.pipeline.prompts import Phrases
 from storeagent.agent.pipeline.reply import ReplyResult, ReplyTiming, run_reply
 from storeagent.agent.pipeline.stt_turns import HeardTurn, SttTurns
 from storeagent.agent.pipeline.sttfeed import SttFeed
-from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd
+from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd, TurnPause
 from storeagent.agent.pipeline.vad import Vad
 from storeagent.agent.ports import (
     LLM,
@@ -60,6 +64,8 @@ class ConversationConfig:
     preroll_ms: int = 300
     min_turn_ms: int = 120
     ack_after_s: float = 1.0
+    ack_grace_s: float = 0.5  # the answer's first clause is already with the TTS: wait this much longer for it
+    max_acks: int = 2  # the filler at most this often in one call (a slow provider must not make it a refrain)
     stt_final_timeout_s: float = 2.5
     silence_reprompt_s: float = 8.0
     max_reprompts: int = 2
@@ -67,35 +73,8 @@ class ConversationConfig:
     playout_wait_s: float = 30.0  # bound on waiting for the far end to finish playing before hangup/transfer
     interruption: InterruptionConfig = field(default_factory=InterruptionConfig)
     pause_on_onset: bool = True  # False: the old barge-in (clear after speech_start_ms, no false-interruption resume)
-
-
-@dataclass(frozen=True, slots=True)
-class TurnLatency:
-    stt_final: float | None
-    llm_first_token: float | None
-    tts_first_audio: float | None
-    voice_to_voice: float | None
-    decision_to_audio: float | None  # first audio - end-of-turn decision (excludes the end-of-turn silence)
-
-
-@dataclass(frozen=True, slots=True)
-class TransferAttempt:
-    to: str  # the staff number dialed
-    answered: bool
-    cause: str  # FreeSWITCH's originate_disposition ("call accepted", NO_ANSWER, USER_BUSY, ...)
-
-
-@dataclass(slots=True)
-class ConversationOutcome:
-    outcome: str = "answered"  # answered | message | transferred | abandoned | failed
-    reason: str = ""
-    handoff: bool = False  # True: the agent gave up; the session lets FreeSWITCH run the shop's fallback
-    transcript: list[TranscriptLine] = field(default_factory=list)
-    latencies: list[TurnLatency] = field(default_factory=list)
-    barge_ins: int = 0
-    false_interruptions: int = 0  # sounds under the agent's speech that paused it and were resumed
-    transfers: list[TransferAttempt] = field(default_factory=list)
-    transferred_to: str | None = None  # the staff number that answered
+    endturn: EndTurnConfig = field(default_factory=EndTurnConfig)  # used when a turn model is given
+    digits_end_of_turn_ms: int = 1500  # the silence timer after the agent asked for a phone number (endturn.py)
 
 
 # --- events served by the main loop
@@ -143,7 +122,8 @@ HangupFn = Callable[[], Awaitable[None]]
 class Conversation:
     def __init__(self, *, cfg: ConversationConfig, link: AudioLink, vad: Vad, stt: STTStream, llm: LLM,
                  tts: TTSSession, tools: Tools, metrics: CallMetrics, system_prompt: str,
-                 transfer: TransferFn, hangup: HangupFn, filler_pcm: bytes = b"") -> None:
+                 transfer: TransferFn, hangup: HangupFn, filler_pcm: bytes = b"",
+                 turn_model: TurnModel | None = None) -> None:
         self.cfg, self.link, self.vad, self.stt, self.llm, self.tts = cfg, link, vad, stt, llm, tts
         self.tools, self.metrics = tools, metrics
         self._transfer, self._hangup = transfer, hangup
@@ -154,14 +134,15 @@ class Conversation:
         self.result = ConversationOutcome()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._heard = SttTurns()  # finals wait there for the turn they belong to (stt_turns.py)
-        self._turn = TurnDetector(cfg.speech_start_ms, cfg.end_of_turn_ms)
-        self._judge = InterruptionJudge(link.fmt.sample_rate, cfg.interruption)
-        self._paused = False  # a pause was sent and neither resume nor clear followed
-        self._pause_sent_at: float | None = None
-        self._judged_frame_at = 0.0  # when the uplink last handed the judge a frame (the pause watchdog)
+        self._endturn = EndTurn(turn_model, link.fmt.sample_rate, cfg.endturn) if turn_model is not None else None
+        self._expect_digits = False  # the agent's last words asked for a phone number
+        self._turn = self._turn_detector()
+        self._streaming = False  # this turn's audio goes to the recognizer
         self._turn_seq = 0  # turns opened (SpeechStart); a judgement belongs to the turn open when it decided
-        self._false_turns: dict[int, Judgement] = {}  # turns whose sound was judged not an interruption
-        self._judged_turn = 0  # the turn the sound being judged belongs to (once it opens one)
+        self._barge = BargeIn(
+            link.fmt.sample_rate, cfg.interruption, link=lambda: self.link, talking=self._talking,
+            turn=lambda: (self._turn_seq, self._turn.in_turn), spawn=self._spawn, verdict=self._on_verdict,
+            stop=lambda onset, stopped: self._stop_speaking(barge=True, onset_at=onset, stopped_at=stopped))
         self._reply: asyncio.Task[ReplyResult | None] | None = None
         self._utterance: AgentUtterance | None = None
         self._audio_since_clear = False
@@ -173,6 +154,7 @@ class Conversation:
         self._audio_suspended = False
         self._waiting_since: float | None = None  # end-of-turn decision the caller is waiting on
         self.acks = 0  # acknowledgements said because a reply was slow
+        self._reply_timing: ReplyTiming | None = None  # the latest reply's
         self._agent_lines: list[tuple[TranscriptLine, AgentUtterance]] = []
         self._uplink_task: asyncio.Task[None] = asyncio.Future()  # type: ignore[assignment]  # set in run()
 
@@ -208,10 +190,8 @@ class Conversation:
         self._uplink_task.cancel()
         self.link = link
         self._audio_since_clear = False
-        self._turn = TurnDetector(self.cfg.speech_start_ms, self.cfg.end_of_turn_ms)
-        self._judge = InterruptionJudge(link.fmt.sample_rate, self.cfg.interruption)
-        self._paused = False
-        self._false_turns.clear()
+        self._turn = self._turn_detector()
+        self._barge.reset(link.fmt.sample_rate)
         self._uplink_task = asyncio.create_task(self._uplink(link), name="uplink")
 
     def post_dtmf(self, digit: str) -> None:
@@ -302,9 +282,8 @@ class Conversation:
     async def _reply_task(
         self, prefix: str | None, use_llm: bool, turn: _UserTurn | None
     ) -> ReplyResult | None:
-        if self._paused:  # a new reply supersedes what a pause held (never left waiting behind it)
-            self._judge.cancel()
-            self._paused = False
+        if self._barge.paused:  # a new reply supersedes what a pause held (never left waiting behind it)
+            self._barge.release()
             await self.link.send_clear()
         u = self.history.start_utterance()
         self._utterance = u
@@ -312,7 +291,7 @@ class Conversation:
         self.result.transcript.append(line)
         self._agent_lines.append((line, u))
         result: ReplyResult | None = None
-        timing = ReplyTiming(started=time.monotonic())
+        timing = self._reply_timing = ReplyTiming(started=time.monotonic())
         try:
             result = await run_reply(
                 history=self.history, utterance=u, timing=timing, llm=self.llm if use_llm else _NoLLM(), tts=self.tts,
@@ -327,6 +306,8 @@ class Conversation:
             result = await self._apologize(u)
         finally:
             line.text = u.full_text()  # also when cancelled by a barge-in: what was sent so far
+            self._expect_digits = asks_for_digits(line.text)
+            self._turn.set_timer(self._timer_ms())
             if turn is not None:
                 self._record_latency(turn, timing)
         if result is not None:
@@ -374,12 +355,22 @@ class Conversation:
 
     async def _ack_watchdog(self, since: float) -> None:
         await asyncio.sleep(max(0.0, since + self.cfg.ack_after_s - time.monotonic()))
-        if self._waiting_since == since and self._filler:
-            # Dead air: the caller hears a short acknowledgement while providers (or their fallbacks) work.
-            self._waiting_since = None
-            self.acks += 1
-            self.result.transcript.append(TranscriptLine("agent", self.cfg.phrases.filler, at=time.monotonic()))
-            await self.link.send_audio(self._filler)
+        if self._waiting_since != since or not self._filler or self.acks >= self.cfg.max_acks:
+            return
+        t = self._reply_timing
+        if t is not None and t.started >= since and t.tts_started is not None:
+            # The answer's first clause is being synthesized: it is about to start, and "One moment." said now
+            # would only hold it back. Only a TTS that stays silent past the grace gets the filler.
+            deadline = t.tts_started + self.cfg.ack_grace_s
+            while self._waiting_since == since and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            if self._waiting_since != since:
+                return
+        # Dead air: the caller hears a short acknowledgement while providers (or their fallbacks) work.
+        self._waiting_since = None
+        self.acks += 1
+        self.result.transcript.append(TranscriptLine("agent", self.cfg.phrases.filler, at=time.monotonic()))
+        await self.link.send_audio(self._filler)
 
     async def _run_actions(self) -> bool:
         """Run transfer/end-call once the reply asking for them was heard. True = conversation over."""
@@ -436,8 +427,7 @@ class Conversation:
                              stopped_at: float | None = None) -> None:
         """`stopped_at`: when the pause that already silenced the agent was sent (the barge-in stop time)."""
         was_speaking = self._speaking()
-        held, self._paused = self._paused, False
-        self._judge.cancel()
+        held = self._barge.release()
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
         if was_speaking or held:  # a pause is always undone: by resume, or here by clear
@@ -453,13 +443,15 @@ class Conversation:
     # ------------------------------------------------------------------ inputs
     async def _uplink(self, link: AudioLink) -> None:
         preroll: deque[bytes] = deque(maxlen=max(1, self.cfg.preroll_ms // 20))
-        streaming = False
+        self._streaming = False
         async for item in link.uplink():
             if isinstance(item, AudioFrame):
                 speech = self.vad.is_speech(item.pcm)
                 self._heard.frame(speech, item.received)
                 if self.cfg.pause_on_onset:
-                    await self._judge_frame(speech, item)
+                    await self._barge.frame(speech, item)
+                if self._endturn is not None:
+                    self._endturn.audio.add(item.received, item.pcm)
                 ev = self._turn.feed(speech, item.received)
                 if isinstance(ev, SpeechStart):
                     self._last_activity = ev.detected_at
@@ -467,19 +459,19 @@ class Conversation:
                     self._turn_seq += 1
                     if not self.cfg.pause_on_onset and self._talking():
                         await self._stop_speaking(barge=True, onset_at=ev.onset_at)
-                    streaming = True
+                    self._streaming = True
                     for pcm in preroll:
                         self._stt_feed.send(pcm)
                     preroll.clear()
                 # A provider with its own endpointing hears the gaps too (its UtteranceEnd needs them).
-                if streaming or getattr(self.stt, "continuous", False):
+                if self._streaming or getattr(self.stt, "continuous", False):
                     self._stt_feed.send(item.pcm)
                 else:
                     preroll.append(item.pcm)
-                if isinstance(ev, TurnEnd):
-                    streaming = False
-                    self._last_activity = ev.detected_at
-                    self._spawn(self._finish_turn(ev, self._turn_seq))
+                if isinstance(ev, TurnPause):
+                    self._spawn(self._judge_pause(self._turn, ev))
+                elif isinstance(ev, TurnEnd):
+                    self._turn_ended(ev)
             elif isinstance(item, MarkReport):
                 self.history.on_mark(item.name, item.event)
                 if item.event == "played":  # the reprompt timer runs from what the caller finished hearing
@@ -495,59 +487,43 @@ class Conversation:
         """The agent speaks or is about to (a reply is being made): a caller's sound may be an interruption."""
         return self._speaking() or (self._reply is not None and not self._reply.done())
 
-    async def _judge_frame(self, speech: bool, frame: AudioFrame) -> None:
-        self._judged_frame_at = time.monotonic()
-        if self._judge.pending:
-            judged = self._judge.feed(speech, frame.pcm, frame.received)
-            if judged is not None:
-                await self._on_judgement(judged)
-        elif self._talking():
-            if self._judge.onset(speech, frame.pcm, frame.received):
-                self._paused = True
-                self._pause_sent_at = time.monotonic()
-                await self.link.send_pause()  # the caller hears the agent stop now; the judge decides the rest
-                # the turn open now, or (before its SpeechStart) the next one
-                self._judged_turn = self._turn_seq + (0 if self._turn.in_turn else 1)
-                self._spawn(self._pause_watchdog(self._pause_sent_at))
-        else:
-            self._judge.observe(speech, frame.pcm)
-
-    async def _pause_watchdog(self, sent_at: float) -> None:
-        """The judge runs on uplink frames, which the far end sends every 20 ms even in silence; should they stop
-        coming for a second, a pause must still not hold the agent's speech for good. (A loaded event loop that
-        serves the frames late is not that: the judge counts frames, and so does this.)"""
-        while self._paused and self._pause_sent_at == sent_at:
-            await asyncio.sleep(0.25)
-            if self._paused and self._pause_sent_at == sent_at and time.monotonic() - self._judged_frame_at > 1.0:
-                self._judge.cancel()
-                self._paused = False
-                log.info("no uplink audio to judge a pause by: resuming")
-                await self.link.send_resume()
-
-    async def _on_judgement(self, judged: Judgement) -> None:
-        if judged.verdict is Verdict.REAL:
-            log.info("interruption (%s after %.0f ms)", judged.reason, (judged.decided_at - judged.onset_at) * 1000)
-            self._false_turns.pop(self._judged_turn, None)  # the caller went on talking: this turn is real
-            self._record_interruption("real")
-            await self._stop_speaking(barge=True, onset_at=judged.onset_at, stopped_at=self._pause_sent_at)
-            return
-        self._record_interruption("false")
-        self.result.false_interruptions += 1
-        if self._turn_seq >= self._judged_turn:  # the sound opened a turn: its transcript gets a second look
-            self._false_turns[self._judged_turn] = judged
-        if self._paused:
-            self._paused = False
-            await self.link.send_resume()
-
-    def _record_interruption(self, verdict: str) -> None:
+    def _on_verdict(self, verdict: str) -> None:
+        if verdict == "false":
+            self.result.false_interruptions += 1
         rec = getattr(self.metrics, "interruption", None)
         if callable(rec):
             rec(verdict)
 
+    # ------------------------------------------------------------------ end of turn
+    def _turn_detector(self) -> TurnDetector:
+        """With a turn model a pause is judged (TurnPause) before the long timer ends it; else the plain timer."""
+        e = self.cfg.endturn
+        probe = e.probe_ms if self._endturn is not None else None
+        return TurnDetector(self.cfg.speech_start_ms, self._timer_ms(), probe_ms=probe, unfinished_ms=e.unfinished_ms)
+
+    def _timer_ms(self) -> int:
+        """A caller reading out a phone number pauses between digit groups: the timer is longer then, and the
+        model (which hears a finished-sounding digit group as the end: docs/turn-taking.md) is not asked."""
+        return self.cfg.digits_end_of_turn_ms if self._expect_digits else self.cfg.end_of_turn_ms
+
+    async def _judge_pause(self, det: TurnDetector, pause: TurnPause) -> None:
+        assert self._endturn is not None
+        complete = None if self._expect_digits else await self._endturn.complete(pause)
+        if det is not self._turn:  # the detector was replaced meanwhile (a provider decided the turn)
+            return
+        end = det.decide(pause.pause, complete, time.monotonic())
+        if end is not None:
+            self._turn_ended(end)
+
+    def _turn_ended(self, end: TurnEnd) -> None:
+        self._streaming = False
+        self._last_activity = end.detected_at
+        self._spawn(self._finish_turn(end, self._turn_seq))
+
     async def _finish_turn(self, end: TurnEnd, seq: int) -> None:
         if self._heard.already_decided(end):
             return  # the provider's endpointing answered this speech already
-        judging = seq in self._false_turns or (self._judge.pending and seq >= self._judged_turn)
+        judging = self._barge.judging(seq)
         if end.speech_ms >= self.cfg.min_turn_ms and not judging:
             # From here the caller waits for us: the ack watchdog bounds the dead air whatever the providers do.
             self._waiting_since = end.detected_at
@@ -555,7 +531,7 @@ class Conversation:
         if not self._heard.covered(end):
             await self._stt_feed.finalize()
         if end.speech_ms < self.cfg.min_turn_ms:
-            self._false_turns.pop(seq, None)
+            self._barge.forget(seq)
             return
         await self._answer(await self._heard.collect(end, self.cfg.stt_final_timeout_s), end, seq)
 
@@ -563,14 +539,14 @@ class Conversation:
         """A turn whose sound paused the agent and was judged no interruption (or is still being judged) gets a
         second look at its words: backchannels and voiceless words are dropped; real words ("wait, what about
         Sunday") stop the resumed playout and are answered."""
-        judged = self._false_turns.pop(seq, None)
-        pending = judged is None and self._judge.pending and seq >= self._judged_turn
-        if heard is not None and (judged is not None or pending):
-            if not self._judge.says_something(heard.text, judged):
-                log.info("not an interruption: %r dropped", heard.text[:60])
-                self._waiting_since = None
-                return
-            await self._stop_speaking(barge=True, onset_at=judged.onset_at if judged else self._judge.onset_at)
+        look = self._barge.second_look(seq, heard.text) if heard is not None else None
+        if heard is None:
+            self._barge.forget(seq)
+        if look is not None and look.drop:
+            self._waiting_since = None
+            return
+        if look is not None:
+            await self._stop_speaking(barge=True, onset_at=look.stop_onset_at)
         self._user_turn(heard, end)
 
     def _user_turn(self, heard: HeardTurn | None, end: TurnEnd) -> None:
@@ -585,7 +561,7 @@ class Conversation:
         if end is None:
             return
         # The speech so far is answered: the caller's next words are a new turn (and a barge-in).
-        self._turn = TurnDetector(self.cfg.speech_start_ms, self.cfg.end_of_turn_ms)
+        self._turn = self._turn_detector()
         self._last_activity = self._waiting_since = end.detected_at
         self._spawn(self._ack_watchdog(end.detected_at))
         self._spawn(self._answer(self._heard.take(end), end, self._turn_seq))
@@ -593,12 +569,8 @@ class Conversation:
     async def _stt_events(self) -> None:
         try:
             async for ev in self.stt.events():
-                if isinstance(ev, Transcript) and self._judge.pending:  # words decide a pending interruption
-                    judged = self._judge.words(ev.text, time.monotonic(), ev.is_final)
-                    if judged is not None:
-                        await self._on_judgement(judged)
-                if isinstance(ev, Transcript):
-                    self._judge.transcript(ev.text, ev.is_final)
+                if isinstance(ev, Transcript):  # words may decide a pending interruption
+                    await self._barge.transcript(ev)
                 if isinstance(ev, Transcript) and ev.is_final:
                     self._heard.final(ev.text, ev.audio_end_at)
                 elif isinstance(ev, UtteranceEnd) and getattr(self.stt, "decides_turns", False):
