@@ -92,7 +92,7 @@ FAQ_HELDOUT: dict[str, list[tuple[str, str]]] = {
                      ("will you deliver to my house if I buy a lot of lumber", "deliver")],
 }
 
-# Korean (text, slot). Held out: written for the evaluation before the Korean answerer existed (the first 14 in
+# Korean (text, slot). Held out: written for the evaluation before the Korean answerer existed (the first 13 in
 # an earlier session, the rest at the start of this one); no keyword, vocabulary or prompt is taken from them.
 KOREAN_HELDOUT: dict[str, list[tuple[str, str]]] = {
     "hours_day": [("토요일에 몇 시에 문 열어요", "토요일"), ("일요일은 몇 시까지 영업하세요", "일요일"),
