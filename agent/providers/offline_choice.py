@@ -61,6 +61,18 @@ def korean_stt(*, workers: int = 2) -> STT | None:
     return vosk[0] if vosk else None
 
 
+def offline_stt(language: str, vocabulary: Sequence[str] = (), phrases: Sequence[str] = (), *,
+                workers: int = 2) -> STT | None:
+    """The one offline recognizer for a language, as the agent's chain and the speech service both pick it."""
+    lang = primary_language(language)
+    if lang == "en":
+        return english_stt(vocabulary, phrases, workers=workers)
+    if lang == "ko":
+        return korean_stt(workers=workers)
+    other = offline_stt_for(lang)
+    return other[0] if other else None
+
+
 def offline_stt_for(language: str) -> list[STT]:
     """The offline recognizer for a non-English shop when one is installed (vosk + its model wheel), else none."""
     try:

@@ -1,11 +1,11 @@
 """Which engine serves a stream inside a worker: the agent's own offline providers, through their ports.
 
 The service runs the same `STT`/`TTS` implementations an agent runs in-process, chosen the same way
-(agent/providers/offline_choice.py): English is Whisper base with the shop's names as its prompt when the
-`offline-whisper` extra is installed, else pocketsphinx with the shop's phrase model; any other language gets the
-agent's own offline recognizer for it (offline_choice.offline_stt_for), or a non-retryable `unsupported`. This module is
-the one place that picks them; engines are built once per worker and shared by every stream it serves (models
-load once per worker process, and Whisper's weights once for all its shops).
+(agent/providers/offline_choice.offline_stt): English is Whisper base with the shop's names as its prompt when the
+`offline-whisper` extra is installed, else pocketsphinx with the shop's phrase model; Korean is Whisper in Korean
+(no prompt), else vosk's Korean model; no engine installed for the language: a non-retryable `unsupported`.
+Engines are built once per worker and shared by every stream it serves (models load once per worker process, and
+Whisper's weights once for all its shops).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import STT, TTS
-from storeagent.agent.providers.offline_choice import english_stt, offline_stt_for
+from storeagent.agent.providers.offline_choice import offline_stt
 
 log = logging.getLogger(__name__)
 MAX_SHOP_MODELS = 32  # per-shop recognizers kept per worker (pocketsphinx: a small trigram model + decoder pool)
@@ -50,15 +50,11 @@ class Engines:
 
     @staticmethod
     def _build(lang: str, phrases: Sequence[str], vocabulary: Sequence[str]) -> STT:
-        if lang == "en":
-            en = english_stt(vocabulary, phrases, workers=WHISPER_THREADS)
-            chain = [en] if en else []
-        else:
-            chain = offline_stt_for(lang)
-        if not chain:
+        stt = offline_stt(lang, vocabulary, phrases, workers=WHISPER_THREADS)
+        if stt is None:
             raise ProviderError("speech", "bad_request", f"no offline recognizer installed for {lang!r}",
                                 retryable=False)
-        return chain[0]
+        return stt
 
     def tts(self, language: str) -> list[TTS]:
         """Voices in order of preference: the next is used when one cannot open (a missing model)."""
