@@ -41,7 +41,7 @@ rootfs_hash="$(cat images/rootfs.sh images/debian-packages.txt | sha)-$sources_h
 # Our code: every file the wheel is built from, committed or not.
 src_hash="$( { git ls-files -z --cached --others --exclude-standard -- agent operator storeagent \
                | xargs -0 cat; cat pyproject.toml README.md images/build.sh images/storeagent-entry \
-               images/agent/models.txt images/speech/models.txt; "$PY" -V; } | sha)"
+               images/agent/models.txt images/speech/models.txt .ci/smart-turn.sh; "$PY" -V; } | sha)"
 rootfs="$cache/rootfs-$rootfs_hash"  # a directory tree (buildah adds it as is)
 archive() { echo "$cache/$1-$(printf '%s %s %s' "$1" "$rootfs_hash" "$src_hash" | sha 12).tar"; }
 pause_archive="$cache/pause-$( { cat images/pause/pause.c; echo "$pause_ref"; } | sha 12).tar"
@@ -147,6 +147,11 @@ for name in agent agent-slim speech operator; do
     # Compiled here (a read-only root cannot cache bytecode), with the paths the image sees in tracebacks.
     "$PY" -m compileall -q -j 0 -d /opt/storeagent/site "$site" >/dev/null || true
     install -D -m 0755 images/storeagent-entry "$stage/usr/local/bin/storeagent"
+    if [[ "$name" == agent* ]]; then  # smart-turn's model where smart_turn.py looks: <sys.prefix>/share (/usr here)
+        bash .ci/smart-turn.sh "$(dirname "$(dirname "$PY")")"
+        mkdir -p "$stage/usr/share/storeagent"
+        cp -r "$(dirname "$(dirname "$PY")")/share/storeagent/smart-turn" "$stage/usr/share/storeagent/"
+    fi
     if [[ -f "$models" ]]; then  # the offline model set must be in the image, not fetched at run time
         PYTHONPATH="$site" "$PY" - "$models" <<'EOF'
 import sys
