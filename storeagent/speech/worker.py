@@ -255,9 +255,15 @@ class Worker:
     async def stats(self) -> None:
         loop = asyncio.get_running_loop()
         last = time.monotonic()
+        parent = os.getppid()
         while True:
             t = loop.time()
             await asyncio.sleep(0.05)
+            if os.getppid() != parent:
+                # The I/O process is gone (SIGKILL, OOM): EOF on the pipe is not enough, a session stuck in its
+                # close would keep the worker (and its 500 MB of models) alive as an orphan. Seen in a test run.
+                log.error("the speech service (pid %d) is gone: exiting", parent)
+                os._exit(1)
             self.lag_max = max(self.lag_max, loop.time() - t - 0.05)
             if time.monotonic() - last >= STATS_EVERY:
                 last = time.monotonic()

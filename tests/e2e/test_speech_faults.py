@@ -73,6 +73,7 @@ def counted(metrics: AgentMetrics, name: str, **labels: str) -> float:
 
 
 async def run_call(svc: SpeechProcess, speech: dict[str, bytes], fault: str) -> None:
+    workers: list[int] = []
     shop = speech_shop()
     metrics = AgentMetrics(shop.store)
     providers = await production_chains(shop, svc.url, metrics)
@@ -89,7 +90,7 @@ async def run_call(svc: SpeechProcess, speech: dict[str, bytes], fault: str) -> 
             assert gap <= END_OF_TURN + DEAD_AIR_LIMIT, f"{gap:.2f}s of dead air"
             assert await call.wait_agent_done(quiet=0.6, timeout=30)
             assert counted(metrics, "storeagent_provider_fallbacks_total", stage="stt") == 0
-            svc.kill()
+            workers = svc.kill()
         gaps = []
         for q in QUESTIONS[1:]:
             gaps.append(await ask(call, speech[q]))
@@ -112,6 +113,8 @@ async def run_call(svc: SpeechProcess, speech: dict[str, bytes], fault: str) -> 
     assert all(a is not None and a <= DEAD_AIR_LIMIT + 1.0 for a in answered), answered
     assert counted(metrics, "storeagent_provider_fallbacks_total", stage="stt") >= 1
     assert counted(metrics, "storeagent_provider_fallbacks_total", stage="tts") >= 1
+    if fault == "killed":  # the I/O process died: its workers (and their models' memory) go with it
+        assert workers and not SpeechProcess.alive(workers), f"speech workers outlived the service: {workers}"
     kind = "saturated" if fault == "saturated" else "closed"
     assert counted(metrics, "storeagent_provider_errors_total", provider="speech", kind=kind) >= 1
 

@@ -26,14 +26,34 @@ class SpeechProcess:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def kill(self) -> None:
-        """SIGKILL the service's I/O process; its workers see their pipe close and exit."""
+    def kill(self) -> list[int]:
+        """SIGKILL the service's I/O process; its workers must exit on their own. Returns their pids."""
+        workers = self.worker_pids()
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        return workers
+
+    @staticmethod
+    def alive(pids: list[int], within: float = 5.0) -> list[int]:
+        """Which of these processes are still alive after `within` seconds (zombies count as gone)."""
+        deadline = time.monotonic() + within
+        while True:
+            left = [pid for pid in pids if _running(pid)]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False)
         return [int(x) for x in out.stdout.split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @contextlib.contextmanager
