@@ -239,7 +239,8 @@ async def with_operator(cp: ControlPlane, a: argparse.Namespace, tmp: Path, mark
     create_namespace(cp, NS)
     with FakeFreeSwitchEsl() as esl, StatsServer() as stats:
         op = OperatorProcess(kubeconfig, tmp / "operator.log", [f"--freeswitch-esl=127.0.0.1:{esl.port}",
-                                                                f"--stats-address-override={stats.address}"])
+                                                                f"--stats-address-override={stats.address}",
+                                                                *a.operator_arg])
         op.start()
         LIVE.append(lambda: [op.pid] if op.alive() else [])
         api = Api(load_credentials(str(cp.kubeconfig)))
@@ -364,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=20.0, help="seconds of steady state before onboarding")
     p.add_argument("--skip-floor", action="store_true")
     p.add_argument("--skip-operator", action="store_true", help="the floor alone")
+    p.add_argument("--operator-arg", action="append", default=[], help="extra operator flag (repeat)")
     p.add_argument("--deadline", type=float, default=0,
                    help="seconds for the whole run (0: none): phases stop waiting then and report what they have")
     a = p.parse_args(argv)

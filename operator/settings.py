@@ -133,6 +133,8 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
     p.add_argument("--gateway", default=d.gateway, help="FreeSWITCH gateway for forwards and transfers")
     p.add_argument("--stats-interval", type=float, default=d.stats_interval_seconds)
     p.add_argument("--stats-address-override", default="", help=argparse.SUPPRESS)
+    p.add_argument("--concurrent-shop-writes", type=int, default=d.concurrent_shop_writes,
+                   help="shops writing their children at once (a burst of new shops)")
     p.add_argument("--peering", default="", help="kopf peering name; set when running more than one replica")
     p.add_argument("--namespace", action="append", default=[], help="watch only these (default: all)")
     p.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
@@ -163,6 +165,7 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[Settings,
         gateway=a.gateway,
         stats_interval_seconds=a.stats_interval,
         stats_address_override=a.stats_address_override,
+        concurrent_shop_writes=max(1, a.concurrent_shop_writes),
         peering_name=a.peering,
         namespaces=tuple(a.namespace),
         liveness_endpoint=a.liveness,
