@@ -27,7 +27,9 @@ class TurnSettings(BaseModel):
     min_turn_ms: int = Field(120, ge=20, description="shorter bursts: no reply (barge-in still stops speech)")
     ack_after_ms: int = Field(1000, ge=200, description="no agent audio this long after a turn: say a short filler")
     stt_final_timeout_ms: int = Field(2500, ge=200, description="wait this long for a final transcript after a turn")
-    smart_turn: bool = Field(True, description="judge pauses with the smart-turn model when installed (endturn.py)")
+    # Off by default: in make bench-speech (piper callers, quiet box) it cut one of four questions off at an inner
+    # pause and that answer came 9.2 s after the caller finished (0.14-0.21 s with the timer): docs/turn-taking.md.
+    smart_turn: bool = Field(False, description="judge pauses with the smart-turn model when installed (endturn.py)")
 
 
 class AgentSettings(BaseModel):

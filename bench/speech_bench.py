@@ -140,7 +140,8 @@ def rung(mode: str, agent: Started, service: Started | None, calls: int, args: a
     r: dict[str, Any] = {
         "mode": mode, "calls": calls, "turns": len(resp), "turns_unanswered": gen["turns_unanswered"],
         "response_p50_ms": ms(pct(resp, 50)), "response_p95_ms": ms(pct(resp, 95)),
-        "response_max_ms": ms(max(resp) if resp else None), "underruns": gen["underruns"],
+        "response_max_ms": ms(max(resp) if resp else None), "responses_ms": [ms(x) for x in resp],
+        "underruns": gen["underruns"],
         "errors": len(gen["errors"]), "agent_cores": round(a_cpu / wall, 3),
         "agent_cpu_s_per_call_minute": round(a_cpu / call_min, 2),
         "agent_loop_lag_p99_ms": win["lag_p99_ms"], "word_recall": word_recall(win["heard"]),
