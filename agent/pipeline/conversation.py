@@ -139,6 +139,9 @@ class Conversation:
         self._turn = self._turn_detector()
         self._streaming = False  # this turn's audio goes to the recognizer
         self._turn_seq = 0  # turns opened (SpeechStart); a judgement belongs to the turn open when it decided
+        # The hand-off line and the goodbyes are the call's last words: a caller's sound does not pause them (with
+        # the STT gone nothing could judge that sound, and the pause would hold the line until the call ended).
+        self._last_words = False
         self._barge = BargeIn(
             link.fmt.sample_rate, cfg.interruption, link=lambda: self.link, talking=self._talking,
             turn=lambda: (self._turn_seq, self._turn.in_turn), spawn=self._spawn, verdict=self._on_verdict,
@@ -226,6 +229,7 @@ class Conversation:
             if isinstance(ev, _Handoff):
                 await self._stop_speaking(barge=False)
                 if ev.spoken and self.cfg.phrases.handoff:  # never dead air before the dialplan's fallback
+                    self._last_words = True
                     self._start_reply(prefix=self.cfg.phrases.handoff, use_llm=False, record_turn=None)
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await self._reply  # type: ignore[misc]
@@ -402,6 +406,7 @@ class Conversation:
 
     async def _say_and_end(self, text: str, outcome: str, reason: str) -> None:
         await self._stop_speaking(barge=False)
+        self._last_words = True
         self._start_reply(prefix=text, use_llm=False, record_turn=None)
         assert self._reply is not None
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -448,7 +453,7 @@ class Conversation:
             if isinstance(item, AudioFrame):
                 speech = self.vad.is_speech(item.pcm)
                 self._heard.frame(speech, item.received)
-                if self.cfg.pause_on_onset:
+                if self.cfg.pause_on_onset and not self._last_words:
                     await self._barge.frame(speech, item)
                 if self._endturn is not None:
                     self._endturn.audio.add(item.received, item.pcm)
