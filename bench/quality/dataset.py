@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
 
+from storeagent.agent.loopback.demo_ko import ko_time  # one regex for a Korean clock time: demo and set
 from storeagent.shop import WEEKDAYS, ShopConfig, shop_config_from_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,25 +221,11 @@ def english(split: str | None = None) -> list[Utterance]:
     return out
 
 
-def _ko_time(t: time) -> str:
-    """A clock time as Korean states it: '밤 11시 59분' or '23시 59분' (a period word before a 12-hour form)."""
-    h, m = t.hour, t.minute
-    if h == 0:
-        hour = r"(?:밤\s*12|0|24)"
-    elif h == 12:
-        hour = r"(?:낮\s*|정오\s*)?12"
-    elif h > 12:
-        hour = rf"(?:(?:오후|밤|저녁)\s*{h - 12}|{h})"
-    else:
-        hour = rf"(?:(?:오전|아침|새벽)\s*)?{h}"
-    return hour + r"\s*시" + (rf"\s*{m}\s*분" if m else r"(?!\s*[0-9]+\s*분)")
-
-
 def _ko_expect(shop: ShopConfig, intent: str, slot: str) -> tuple[str, ...]:
     p = shop.profile
     if intent == "hours_day":
         ranges = getattr(p.hours, KO_DAYS[slot])
-        return (_ko_time(ranges[0].open), _ko_time(ranges[-1].close)) if ranges else ("쉽니다|휴무",)
+        return (ko_time(ranges[0].open), ko_time(ranges[-1].close)) if ranges else ("쉽니다|휴무",)
     if intent in ("price", "availability"):
         item = next(m for m in p.menu if slot in (m.name, *m.aliases) or m.name.startswith(slot))
         price = _price(item.price, p.currency)
