@@ -18,17 +18,9 @@ from storeagent.agent.store.tools import ShopTools
 from support.agent_harness import bakery
 from support.audio import silence, voiced
 from support.memlink import MemoryLink
+from support.turnfeed import feed
 
 PHRASES = phrases_for("en-US", "Sunrise Bakery")
-
-
-def feed(det: TurnDetector, pattern: str, t0: float = 0.0) -> list[tuple[int, object]]:
-    out = []
-    for i, ch in enumerate(pattern):
-        ev = det.feed(ch == "S", t0 + i * 0.02)
-        if ev is not None:
-            out.append((i, ev))
-    return out
 
 
 # ------------------------------------------------------------------ the detector

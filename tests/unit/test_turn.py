@@ -1,15 +1,7 @@
 from __future__ import annotations
 
 from storeagent.agent.pipeline.turn import SpeechStart, TurnDetector, TurnEnd, TurnState
-
-
-def feed(det: TurnDetector, pattern: str, t0: float = 0.0) -> list[tuple[int, object]]:
-    out = []
-    for i, ch in enumerate(pattern):
-        ev = det.feed(ch == "S", t0 + i * 0.02)
-        if ev is not None:
-            out.append((i, ev))
-    return out
+from support.turnfeed import feed
 
 
 def test_speech_start_needs_three_frames_and_reports_onset_time() -> None:
