@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, Message, SpeechStarted, TextDelta, ToolCall, Transcript
+from storeagent.agent.providers import scripted
 from storeagent.agent.providers.scripted import Fault, ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 FMT = AudioFormat(8000)
@@ -94,22 +97,37 @@ async def test_tts_mid_fault_after_some_audio() -> None:
     assert got
 
 
-async def test_tts_realtime_streams_one_chunk_ahead_of_the_playhead() -> None:
+class _VirtualClock:
+    """Loop time that moves only when the stream sleeps, so the pacing is checked exactly under any load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.now += max(0.0, delay)
+        await asyncio.sleep(0)
+
+
+async def test_tts_realtime_streams_one_chunk_ahead_of_the_playhead(monkeypatch: pytest.MonkeyPatch) -> None:
     # 0.6 s of audio in 100 ms chunks: two chunks at once, then one per 100 ms (a cloud TTS keeping pace).
+    clock = _VirtualClock()
+    monkeypatch.setattr(scripted, "asyncio", SimpleNamespace(get_running_loop=lambda: clock, sleep=clock.sleep))
     tts = ScriptedTTS(first_audio_delay=0.02, seconds_per_char=0.1, chunk_ms=100, realtime=True)
     session = await tts.open(AudioFormat(8000), "en-US")
-    t0 = time.monotonic()
     arrivals: list[float] = []
     sizes: list[int] = []
     async for pcm in session.synthesize("sixsix"):
-        arrivals.append(time.monotonic() - t0)
+        arrivals.append(clock.now)
         sizes.append(len(pcm))
     assert sizes == [1600] * 6
-    first = arrivals[0]
-    assert first >= 0.02
-    assert arrivals[1] - first < 0.01
-    for i in range(2, 6):  # chunk i due (i - 1) * 100 ms after the first, never early
-        assert arrivals[i] - first >= (i - 1) * 0.1 - 0.002
+    assert arrivals[0] == pytest.approx(0.02)
+    assert arrivals[1] == arrivals[0]  # the lead chunk follows the first at once
+    for i in range(2, 6):  # chunk i is due (i - 1) * 100 ms after the first: one chunk ahead of the playhead
+        assert arrivals[i] - arrivals[0] == pytest.approx((i - 1) * 0.1)
+    monkeypatch.undo()
     # same bytes as the instant stream: pacing changes when, not what
     instant = ScriptedTTS(seconds_per_char=0.1, chunk_ms=100)
     a = b"".join([c async for c in (await instant.open(AudioFormat(8000), "en")).synthesize("sixsix")])
