@@ -14,6 +14,9 @@ Method (also in docs/benchmarks.md, "Speech service"):
 - CPU from /proc (utime+stime): the agent process; the speech service's I/O process plus its workers; per
   call-minute of that rung. Memory: each worker's RSS at the rung's end. Real-time factor: the service's own
   histogram (processing s per audio s). /proc/pressure/cpu is printed per rung: the box is shared.
+- The service's TTS cache is on at its default (64 MB per worker) unless `--tts-cache-mb 0`. Every call here
+  asks from the same five questions, so answers repeat more than in a real shop's day: report both settings, with
+  the hit ratio each rung prints.
 The last line printed is one JSON object.
 """
 
@@ -105,6 +108,15 @@ def rtf(before: dict[str, float], after: dict[str, float], kind: str) -> float |
     return round(s / n, 3) if n else None
 
 
+def cache_hits(before: dict[str, float], after: dict[str, float]) -> float | None:
+    def n(result: str) -> float:
+        key = f'storeagent_speech_tts_cache_total{{result="{result}"}}'
+        return after.get(key, 0) - before.get(key, 0)
+
+    total = n("hit") + n("miss")
+    return round(n("hit") / total, 3) if total else None
+
+
 def word_recall(heard: list[str]) -> float | None:
     """Share of the asked questions' words found in what the agent heard (a rough recognition figure)."""
     if not heard:
@@ -153,6 +165,7 @@ def rung(mode: str, agent: Started, service: Started | None, calls: int, args: a
               "rtf_stt": rtf(m0, m1, "stt"), "rtf_tts": rtf(m0, m1, "tts"),
               "refusals": sum(v - m0.get(k, 0) for k, v in m1.items() if k.startswith(
                   "storeagent_speech_refusals_total")),
+              "tts_cache_hit_ratio": cache_hits(m0, m1),
               "worker_rss_mb": [round(rss_mb(c), 1) for c in children(service.proc.pid)]}
     why = []
     if r["errors"]:
@@ -171,7 +184,8 @@ def ladder(mode: str, args: argparse.Namespace, speech_dir: Path) -> dict[str, A
     service = None
     if mode == "service":
         service = Started([sys.executable, "-m", "storeagent.speech", "serve", "--host", "127.0.0.1", "--port", "0",
-                           "--workers", str(args.workers), "--saturation-s", str(args.saturation_s)])
+                           "--workers", str(args.workers), "--saturation-s", str(args.saturation_s),
+                           "--tts-cache-mb", str(args.tts_cache_mb)])
     agent_cmd = [sys.executable, str(ROOT / "agent_server.py"), "--real-speech", mode]
     if service:
         agent_cmd += ["--speech-url", f"ws://127.0.0.1:{service.ports[0]}"]
@@ -204,6 +218,8 @@ def main() -> None:
     p.add_argument("--ramp", type=float, default=4.0)
     p.add_argument("--workers", type=int, default=0, help="speech workers (0: one per CPU)")
     p.add_argument("--saturation-s", type=float, default=1.0, help="the service's load-based refusal (its default)")
+    p.add_argument("--tts-cache-mb", type=int, default=64,
+                   help="the service's TTS cache per worker (its default; 0: off, every utterance synthesized)")
     args = p.parse_args()
     pressure_before = cpu_pressure()
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,8 @@ from storeagent.speech.server import SpeechService, SpeechSettings
 log = logging.getLogger("storeagent.speech")
 ENV = {"STOREAGENT_SPEECH_HOST": "host", "STOREAGENT_SPEECH_PORT": "port", "STOREAGENT_SPEECH_WORKERS": "workers",
        "STOREAGENT_SPEECH_MAX_STREAMS_PER_WORKER": "max_streams_per_worker",
-       "STOREAGENT_SPEECH_SATURATION_S": "saturation_s", "STOREAGENT_SPEECH_DRAIN_SECONDS": "drain_seconds"}
+       "STOREAGENT_SPEECH_SATURATION_S": "saturation_s", "STOREAGENT_SPEECH_DRAIN_SECONDS": "drain_seconds",
+       "STOREAGENT_SPEECH_TTS_CACHE_MB": "tts_cache_mb"}
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> SpeechSettings:
@@ -36,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     s.add_argument("--max-streams-per-worker", type=int)
     s.add_argument("--saturation-s", type=float)
     s.add_argument("--drain-seconds", type=float)
+    s.add_argument("--tts-cache-mb", type=int, help="per worker; 0: off (default 64)")
     return p.parse_args(argv)
 
 

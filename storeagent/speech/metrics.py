@@ -42,6 +42,9 @@ class SpeechMetrics:
                                   "stage=stt_final: finalize received -> final transcript produced; "
                                   "stage=tts_first_audio: speak received -> first audio.", ["stage"],
                                   buckets=LATENCY_BUCKETS, registry=r)
+        self._tts_cache = Counter("storeagent_speech_tts_cache_total",
+                                  "TTS utterances by result: hit = replayed from the worker's cache, miss = "
+                                  "synthesized.", ["result"], registry=r)
         self._workers = Gauge("storeagent_speech_workers", "Worker processes ready to serve.", registry=r)
         self._restarts = Counter("storeagent_speech_worker_restarts_total", "Worker processes that exited.",
                                  registry=r)
@@ -61,6 +64,8 @@ class SpeechMetrics:
                 self._errors.labels(k, code)
         for stage in ("stt_final", "tts_first_audio"):
             self._latency.labels(stage)
+        for result in ("hit", "miss"):
+            self._tts_cache.labels(result)
 
     # ---- recorders
     def stream_opened(self, kind: str) -> None:
@@ -94,6 +99,8 @@ class SpeechMetrics:
             self._latency.labels("stt_final").observe(value)
         elif name == "tts_first_audio":
             self._latency.labels("tts_first_audio").observe(value)
+        elif name == "tts_cache":
+            self._tts_cache.labels("hit" if value else "miss").inc()
 
     def worker_stats(self, index: int, stats: dict[str, Any]) -> None:
         self._rss.labels(str(index)).set(float(stats.get("rss_bytes", 0)))

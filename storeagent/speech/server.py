@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from storeagent.speech import protocol as p
 from storeagent.speech.metrics import CONTENT_TYPE, SpeechMetrics
 from storeagent.speech.pool import Saturated, StreamHandle, WorkerPool, cpu_budget
+from storeagent.speech.ttscache import CACHE_ENV, DEFAULT_MB
 
 log = logging.getLogger("storeagent.speech")
 READY_TIMEOUT_S = 20.0
@@ -41,6 +43,8 @@ class SpeechSettings(BaseModel):
         "must be answered within 1.5 s; shorter refuses on the GIL hiccups of a busy but coping worker")
     drain_seconds: float = Field(20.0, ge=0, description="SIGTERM: streams in flight get this long, then close "
                                  "(their agents fall back); the chart's grace period is longer")
+    tts_cache_mb: int = Field(DEFAULT_MB, ge=0, le=4096, description="per worker: finished TTS utterances kept "
+                              "and replayed (the greeting and common answers repeat across calls); 0: off")
     heartbeat_s: float = Field(10.0, gt=0, description="websocket ping interval: a vanished agent is noticed")
 
 
@@ -96,7 +100,8 @@ class SpeechService:
         self.metrics = metrics or SpeechMetrics()
         workers = settings.workers or max(1, int(cpu_budget()))
         self.pool = pool or WorkerPool(workers, max_streams_per_worker=settings.max_streams_per_worker,
-                                       saturation_s=settings.saturation_s, observer=self.metrics)
+                                       saturation_s=settings.saturation_s, observer=self.metrics,
+                                       env={**os.environ, CACHE_ENV: str(settings.tts_cache_mb)})
         self.draining = False
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None

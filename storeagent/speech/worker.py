@@ -22,6 +22,7 @@ from storeagent.agent.errors import ProviderError
 from storeagent.agent.ports import AudioFormat, SpeechStarted, STTStream, Transcript, TTSSession, UtteranceEnd
 from storeagent.speech import protocol as p
 from storeagent.speech.engines import Engines
+from storeagent.speech.ttscache import TtsCache, cache_budget
 
 log = logging.getLogger("storeagent.speech.worker")
 STATS_EVERY = 1.0
@@ -122,8 +123,11 @@ class SttSession:
 
 
 class TtsSession:
-    def __init__(self, sid: int, out: Out, opener: OpenTts, fmt: AudioFormat) -> None:
-        self.sid, self.out, self.fmt = sid, out, fmt
+    def __init__(self, sid: int, out: Out, opener: OpenTts, fmt: AudioFormat, cache: TtsCache | None = None,
+                 language: str = "") -> None:
+        self.sid, self.out, self.fmt, self.language = sid, out, fmt, language
+        self.cache = TtsCache(0) if cache is None else cache
+        self.voice = ""
         self.session: TTSSession | None = None
         self.queue: asyncio.Queue[tuple[int, str, float]] = asyncio.Queue()
         self.current: int | None = None
@@ -146,6 +150,8 @@ class TtsSession:
         except ProviderError as e:
             _open_failed(self.out, self.sid, e)
             return
+        # A fallback voice must not replay the first voice's audio, nor one language's voice another's.
+        self.voice = f"{type(self.session).__name__}/{self.language}"
         self.out.control(self.sid, {"type": "ready"})
         while True:
             uid, text, queued = await self.queue.get()
@@ -168,7 +174,15 @@ class TtsSession:
     async def _speak(self, session: TTSSession, uid: int, text: str, queued: float) -> None:
         # Real-time factor = synthesis time only: the time spent waiting for the agent to take the audio (drain,
         # paced by its playout) is not the engine's; a cancelled utterance still reports what it synthesized.
+        key = (self.voice, self.fmt.sample_rate, text)
+        cached = self.cache.get(key)
+        if self.cache.budget:
+            self.out.observe("tts_cache", "tts", 0.0 if cached is None else 1.0)
+        if cached is not None:
+            await self._replay(uid, cached, queued)
+            return
         busy, produced, first = 0.0, 0, True
+        chunks: list[bytes] = []
         t = time.monotonic()
         try:
             async for pcm in session.synthesize(text):
@@ -177,9 +191,11 @@ class TtsSession:
                     self.out.observe("tts_first_audio", "tts", time.monotonic() - queued)
                     first = False
                 produced += len(pcm)
+                chunks.append(pcm)
                 self.out.audio(self.sid, pcm)
                 await self.out.drain()
                 t = time.monotonic()
+            self.cache.put(key, chunks)  # only reached when the engine finished: a cancel raises out of the loop
         except ProviderError as e:
             self.out.control(self.sid, {"type": "error", "code": "engine", "retryable": e.retryable, "id": uid,
                                         "message": str(e)})
@@ -187,6 +203,13 @@ class TtsSession:
         finally:
             if produced:
                 self.out.observe("rtf", "tts", busy / self.fmt.seconds(produced))
+        self.out.control(self.sid, {"type": "done", "id": uid})
+
+    async def _replay(self, uid: int, chunks: tuple[bytes, ...], queued: float) -> None:
+        self.out.observe("tts_first_audio", "tts", time.monotonic() - queued)
+        for pcm in chunks:
+            self.out.audio(self.sid, pcm)
+            await self.out.drain()  # paced by the agent's playout, as a synthesis is: a cancel lands here
         self.out.control(self.sid, {"type": "done", "id": uid})
 
     async def close(self) -> None:
@@ -205,6 +228,7 @@ Session = SttSession | TtsSession
 class Worker:
     def __init__(self, out: Out, engines: Engines) -> None:
         self.out, self.engines = out, engines
+        self.tts_cache = TtsCache(cache_budget())  # shared by every shop this worker speaks for
         self.sessions: dict[int, Session] = {}
         self.lag_max = 0.0
 
@@ -220,7 +244,8 @@ class Worker:
 
             self.sessions[sid] = SttSession(sid, self.out, open_stt, fmt)
         else:
-            self.sessions[sid] = TtsSession(sid, self.out, lambda: self._open_voice(fmt, language), fmt)
+            self.sessions[sid] = TtsSession(sid, self.out, lambda: self._open_voice(fmt, language), fmt,
+                                            self.tts_cache, language)
 
     async def _open_voice(self, fmt: AudioFormat, language: str) -> TTSSession:
         last: ProviderError | None = None
