@@ -270,7 +270,9 @@ class ControlPlane:
 
     @staticmethod
     def _fake_node() -> dict[str, Any]:
-        big = {"cpu": "1000", "memory": "4Ti", "pods": "10000"}
+        # Room for the 5,000-shop bench with headroom: an agent pod requests 250m and 256Mi, so the old 1000 CPUs
+        # held exactly 4,000 pods and the 4,001st stayed Pending (Insufficient cpu): the "kwok stall at 4,000".
+        big = {"cpu": "20000", "memory": "64Ti", "pods": "20000"}
         return {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": NODE_NAME, "annotations": {"kwok.x-k8s.io/node": "fake"},
