@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import kopf  # lazily: `storeagent --help` must work without the operator extra
 
-    from storeagent.operator import handlers, settings
+    from storeagent.operator import handlers, settings, slimwatch
 
     s, ns = settings.parse(args[1:])
     logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.kubeconfig:
         os.environ["KUBECONFIG"] = ns.kubeconfig  # kopf's own login reads it
     _small_tls_read_buffers()
+    slimwatch.install()  # managedFields off every watch event before kopf queues it (slimwatch.py)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, s, ns.kubeconfig)
     kopf.run(

@@ -84,6 +84,7 @@ class Controller:
         # (each shard patch comes back as an event; scanning all shops for each was O(shops^2) in a burst).
         self._shard_members: dict[str, dict[str, ShopState]] = {}
         self._writing = asyncio.Semaphore(settings.concurrent_shop_writes)  # reconciles writing children
+        self._pod_ips: Callable[[ShopState], list[str]] | None = None  # the pod index, bound by stats_loop
 
     def state(self, namespace: str, name: str) -> ShopState:
         key = f"{namespace}/{name}"
@@ -369,7 +370,13 @@ class Controller:
                 await self._restore_refused(st, e)
                 return
             self._restored(st, "Deployment", st.name, "deleted" if gone else "edited", t0)
+        had_ready = st.observed.ready_replicas > 0
         self._observe_deployment(st, dep)
+        if (not had_ready and st.observed.ready_replicas > 0 and self._pod_ips is not None
+                and (ips := self._pod_ips(st))):
+            # The shop's first ready pod: its stats go out in the same status patch as the Ready it brings
+            # (the stats loop would ask up to one interval later: one more patch per new shop).
+            await guarded(self.poll_stats(st, ips), f"stats {st.key}")
         await self.refresh_status(st)
 
     async def _restore_refused(self, st: ShopState, e: NameInUse | ApplyFailed) -> None:
@@ -497,6 +504,7 @@ class Controller:
         the object per shop, and 1,000 timers started together poll in one burst. Here the shops are spread
         evenly over the interval, with a bounded number of polls in flight.
         """
+        self._pod_ips = pod_ips
         slots = asyncio.Semaphore(32)
         pending: set[asyncio.Task[None]] = set()
 
@@ -555,7 +563,12 @@ class Controller:
         window = self.settings.status_coalesce_seconds
         retry = 0.0
         while st.status_dirty and self.shops.get(st.key) is st:
-            await asyncio.sleep(max(retry, st.status_written_at + window - time.monotonic()))
+            wait = st.status_written_at + window - time.monotonic()
+            if self._writing.locked():
+                # A burst (every child-writing slot taken): the trailing edge, so the shop's next change (its
+                # Deployment's first status, soon after the apply) joins this patch instead of one of its own.
+                wait = max(wait, window)
+            await asyncio.sleep(max(retry, wait))
             st.status_dirty = False
             st.status_written_at = time.monotonic()
             try:
