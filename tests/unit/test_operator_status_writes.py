@@ -52,13 +52,7 @@ async def test_first_ready_pod_brings_its_stats_in_the_ready_patch() -> None:
     ctl = Controller(api, settings, reloader=None, post_event=lambda *a: None)  # type: ignore[arg-type]
     loop = asyncio.create_task(ctl.stats_loop(lambda st: ["10.0.0.7"]))  # binds the pod index; first cycle 1 s on
     try:
-        st = ctl.state("shops", "sunrise-bakery")
-        spec = yaml.safe_load(EXAMPLE.read_text())["spec"]
-        st.shop = resources.Shop("sunrise-bakery", "shops", "uid-1", model.parse_spec(spec))
-        st.uid, st.deployment_generation = "uid-1", 1
-        st.observed.generation = st.observed.reconciled_generation = 1
-        st.observed.replicas_wanted, st.observed.dialplan_ok, st.observed.dialplan_reason = 1, True, "Reloaded"
-
+        bakery(ctl)
         await ctl.on_deployment("shops", "sunrise-bakery", "MODIFIED", deployment(1, ready=0))
         await asyncio.sleep(0.05)
         assert polls == 0  # no ready pod yet: nothing to ask
