@@ -138,6 +138,8 @@ class Transcript:
     is_final: bool
     confidence: float | None = None
     audio_end_at: float | None = None  # time.monotonic() we sent the audio this result ends at (None: unknown)
+    # A final's other readings, most likely first (Whisper's beam n-best): what else the caller may have said
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,8 @@ class Message:
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    # user turns: the recognizer's other readings of `content` (a model may try them when `content` makes no sense)
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

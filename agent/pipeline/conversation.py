@@ -83,6 +83,7 @@ class _UserTurn:
     text: str
     end: TurnEnd
     final_at: float
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +244,7 @@ class Conversation:
                 reprompts = 0
             if isinstance(ev, _UserTurn):
                 self.result.transcript.append(TranscriptLine("caller", ev.text, at=ev.end.last_speech_at))
-                self.history.add_user(ev.text)
+                self.history.add_user(ev.text, ev.alternatives)
                 self._start_reply(prefix=None, use_llm=True, record_turn=ev)
             elif isinstance(ev, _Dtmf) and ev.digit == "0":
                 await self._keypad_staff()
@@ -559,7 +560,7 @@ class Conversation:
             self._waiting_since = None
             log.info("no final transcript within %.1fs", self.cfg.stt_final_timeout_s)
             return
-        self._events.put_nowait(_UserTurn(heard.text, end, heard.final_at))
+        self._events.put_nowait(_UserTurn(heard.text, end, heard.final_at, heard.alternatives))
 
     def _provider_endpoint(self) -> None:
         end = self._heard.provider_endpoint(time.monotonic())
@@ -577,7 +578,7 @@ class Conversation:
                 if isinstance(ev, Transcript):  # words may decide a pending interruption
                     await self._barge.transcript(ev)
                 if isinstance(ev, Transcript) and ev.is_final:
-                    self._heard.final(ev.text, ev.audio_end_at)
+                    self._heard.final(ev.text, ev.audio_end_at, alternatives=ev.alternatives)
                 elif isinstance(ev, UtteranceEnd) and getattr(self.stt, "decides_turns", False):
                     self._provider_endpoint()
         except ProviderError as e:

@@ -102,8 +102,8 @@ class History:
         self._items: list[Message | AgentUtterance] = []
         self._marks: dict[str, tuple[Clause, int | None]] = {}  # mark -> (clause, progress ms; None: final)
 
-    def add_user(self, text: str) -> None:
-        self._items.append(Message(role="user", content=text))
+    def add_user(self, text: str, alternatives: tuple[str, ...] = ()) -> None:
+        self._items.append(Message(role="user", content=text, alternatives=alternatives))
 
     def add_tool_exchange(self, calls: list[ToolCall], results: list[tuple[str, str]]) -> None:
         self._items.append(Message(role="assistant", content="", tool_calls=tuple(calls)))

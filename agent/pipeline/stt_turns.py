@@ -33,12 +33,14 @@ class _Final:
     text: str
     audio_end_at: float | None
     received: float
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class HeardTurn:
     text: str  # the turn's finals joined in order
     final_at: float  # when the last of them arrived
+    alternatives: tuple[str, ...] = ()  # other readings of the turn: the earlier finals + each reading of the last
 
 
 class SttTurns:
@@ -58,11 +60,13 @@ class SttTurns:
             self._last_speech_at = at
             self._speech_frames += 1
 
-    def final(self, text: str, audio_end_at: float | None, received: float | None = None) -> None:
+    def final(self, text: str, audio_end_at: float | None, received: float | None = None,
+              alternatives: tuple[str, ...] = ()) -> None:
         """A final transcript from the recognizer; empty ones only wake a waiting decision."""
         text = text.strip()
         if text:
-            self._pending.append(_Final(text, audio_end_at, time.monotonic() if received is None else received))
+            self._pending.append(_Final(text, audio_end_at, time.monotonic() if received is None else received,
+                                        alternatives))
         self._changed.set()
 
     # ------------------------------------------------------------------ decisions
@@ -109,4 +113,6 @@ class SttTurns:
         finals, self._pending = self._pending, []
         if not finals:
             return None
-        return HeardTurn(" ".join(f.text for f in finals), finals[-1].received)
+        before = " ".join(f.text for f in finals[:-1])
+        alternatives = tuple(f"{before} {a}".strip() for a in finals[-1].alternatives)
+        return HeardTurn(" ".join(f.text for f in finals), finals[-1].received, alternatives)

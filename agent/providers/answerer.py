@@ -86,7 +86,14 @@ class ShopAnswerer:
         prev = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
         if prev in (MESSAGE_PROMPT, NUMBER_RETRY):
             return self._message_details(text, said, tools, retried=prev == NUMBER_RETRY, n=len(messages))
-        return self._intent(text, said, tools, len(messages))
+        best = self._intent(text, said, tools, len(messages))
+        if best.text not in (UNKNOWN, NOT_HEARD):
+            return best
+        # The recognizer's other readings (Whisper's n-best): the first one that makes sense is what was said.
+        for other in users[-1].alternatives:
+            if (w := k.words(other)) and (a := self._intent(other, w, tools, len(messages))).text != UNKNOWN:
+                return a
+        return best
 
     def _intent(self, text: str, said: list[str], tools: set[str], n: int) -> Answer:
         p, w, s = self.profile, set(said), " ".join(said)

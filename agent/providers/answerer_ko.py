@@ -75,7 +75,13 @@ class KoreanAnswerer(ShopAnswerer):
         prev = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
         if prev in (MESSAGE_PROMPT, NUMBER_RETRY):
             return self._ko_message(text, tools, retried=prev == NUMBER_RETRY, n=len(messages))
-        return self._ko_intent(said, tools, len(messages))
+        best = self._ko_intent(said, tools, len(messages))
+        if best.text not in (UNKNOWN, NOT_HEARD):
+            return best
+        for other in users[-1].alternatives:  # the recognizer's other readings: the first that makes sense
+            if (s := t.compact(other)) and (a := self._ko_intent(s, tools, len(messages))).text != UNKNOWN:
+                return a
+        return best
 
     def _ko_intent(self, s: str, tools: set[str], n: int) -> Answer:
         p = self.profile

@@ -72,7 +72,8 @@ class ScriptedSTTStream:
         if fault and ((fault.at == "first" and index == 0) or (fault.at == "mid" and index == 1)):
             self._events.put_nowait(fault.error(o.name))
             return
-        self._events.put_nowait(Transcript(o.transcript(index), is_final=True, confidence=1.0))
+        self._events.put_nowait(Transcript(o.transcript(index), is_final=True, confidence=1.0,
+                                           alternatives=tuple(o.alternatives)))
 
     async def events(self) -> AsyncIterator[STTEvent]:
         while (ev := await self._events.get()) is not None:
@@ -86,12 +87,15 @@ class ScriptedSTTStream:
 
 
 class ScriptedSTT:
-    """Returns `transcripts[i]` (cycled) for the i-th finalize, or `transcripts(i)` when a function."""
+    """Returns `transcripts[i]` (cycled) for the i-th finalize, or `transcripts(i)` when a function; every final
+    carries `alternatives` (a recognizer's other readings)."""
 
     def __init__(self, transcripts: Sequence[str] | Callable[[int], str] = ("hello",), *,
-                 final_delay: float = 0.0, fault: Fault | None = None, name: str = "scripted") -> None:
+                 final_delay: float = 0.0, fault: Fault | None = None, name: str = "scripted",
+                 alternatives: Sequence[str] = ()) -> None:
         self.name = name
         self.transcripts = transcripts
+        self.alternatives = alternatives
         self.final_delay = final_delay
         self.fault = fault
         self.streams: list[ScriptedSTTStream] = []

@@ -76,6 +76,14 @@ def refused(name: str, msg: dict[str, Any]) -> ProviderError:
                          retryable=bool(msg.get("retryable", True)))
 
 
+def _alternatives(value: Any) -> tuple[str, ...]:
+    """A transcript's other readings as the service sent them: strings only, bounded in number and length."""
+    if not isinstance(value, list):
+        return ()
+    texts = (v.strip()[: p.MAX_TEXT_CHARS] for v in value if isinstance(v, str))
+    return tuple(t for t in texts if t)[: p.MAX_ALTERNATIVES]
+
+
 def _closed(name: str, ws: aiohttp.ClientWebSocketResponse) -> ProviderError:
     return ProviderError(name, "closed", f"the speech service closed the stream ({ws.close_code})", retryable=True)
 
@@ -138,7 +146,8 @@ class SpeechSTTStream:
             if t == "transcript":
                 conf = ev.get("confidence")
                 yield Transcript(str(ev.get("text", "")), is_final=bool(ev.get("final")),
-                                 confidence=float(conf) if isinstance(conf, int | float) else None)
+                                 confidence=float(conf) if isinstance(conf, int | float) else None,
+                                 alternatives=_alternatives(ev.get("alternatives")))
             elif t == "speech_started":
                 yield SpeechStarted()
             elif t == "utterance_end":

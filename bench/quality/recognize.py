@@ -32,6 +32,7 @@ class Heard:
     cpu: float  # process CPU seconds spent while this utterance was recognized
     audio_s: float
     first_partial_at: float | None  # audio seconds fed when the first interim result arrived
+    alternatives: tuple[str, ...] = ()  # the final's other readings (Whisper's n-best), given to the answerer
 
 
 def make_recognizer(name: str, shop: ShopConfig) -> STT:
@@ -46,33 +47,39 @@ def make_recognizer(name: str, shop: ShopConfig) -> STT:
     if name == "vosk":
         from storeagent.agent.providers.vosk_stt import VoskSTT
 
-        return VoskSTT()
+        return VoskSTT(language=shop.language)
     if name == "vosk+shop":
         from storeagent.agent.providers.vosk_stt import VoskSTT
 
-        return VoskSTT(k.caller_phrases(shop.profile))
+        return VoskSTT(k.caller_phrases(shop.profile), language=shop.language)
     if name.startswith("whisper"):
         return _whisper(name, shop)
     raise SystemExit(f"--recognizers: unknown recognizer {name!r}")
 
 
 def _whisper(name: str, shop: ShopConfig) -> STT:
-    """whisper[+shop][-beam5][-ctx30]: the agent's Whisper provider; +shop: the shop's names as its prompt;
-    -beam5: beam search; -ctx30: the encoder over Whisper's whole 30 s window (faster-whisper's default)."""
+    """whisper[+shop][-greedy|-top1][-ctx30][-interim]: the agent's Whisper provider as configured by default
+    (beam 5, its n-best as alternatives); +shop: the shop's names as its prompt; -greedy: beam 1, no alternatives
+    (the default before); -top1: beam 5 without alternatives; -ctx30: the encoder over Whisper's whole 30 s
+    window (faster-whisper's default)."""
     from storeagent.agent.providers.whisper_stt import WhisperSTT
 
     parts = name.split("-")
-    if parts[0] not in ("whisper", "whisper+shop") or not set(parts[1:]) <= {"beam5", "ctx30", "interim"}:
+    flags = set(parts[1:])
+    if parts[0] not in ("whisper", "whisper+shop") or not flags <= {"greedy", "top1", "ctx30", "interim"} \
+            or {"greedy", "top1"} <= flags:
         raise SystemExit(f"--recognizers: unknown recognizer {name!r}")
     vocab = k.shop_vocabulary(shop.profile) if parts[0] == "whisper+shop" else ()
-    return WhisperSTT(vocab, beam_size=5 if "beam5" in parts else 1, ctx_step_s=30 if "ctx30" in parts else 1.0,
-                      interim_s=1.0 if "interim" in parts else 0.0, workers=1)
+    return WhisperSTT(vocab, beam_size=1 if "greedy" in flags else 5,
+                      alternatives=0 if flags & {"greedy", "top1"} else 4,
+                      ctx_step_s=30 if "ctx30" in flags else 1.0, interim_s=1.0 if "interim" in flags else 0.0,
+                      workers=1)
 
 
 async def recognize(stt: STT, pcm: bytes, language: str) -> Heard:
     stream = await stt.open(AudioFormat(8000), language)
     first_partial: list[float] = []
-    final: list[str] = []
+    final: list[Transcript] = []
     got_final = asyncio.Event()
     fed = 0
 
@@ -80,7 +87,7 @@ async def recognize(stt: STT, pcm: bytes, language: str) -> Heard:
         async for ev in stream.events():
             if isinstance(ev, Transcript):
                 if ev.is_final:
-                    final.append(ev.text)
+                    final.append(ev)
                     got_final.set()
                 elif ev.text and not first_partial:
                     first_partial.append(fed / 16000)
@@ -97,14 +104,15 @@ async def recognize(stt: STT, pcm: bytes, language: str) -> Heard:
     cpu = time.process_time() - cpu0
     await stream.aclose()
     await asyncio.wait_for(task, 10)
-    return Heard(final[0] if final else "", latency, cpu, len(pcm) / 16000,
-                 first_partial[0] if first_partial else None)
+    return Heard(final[0].text if final else "", latency, cpu, len(pcm) / 16000,
+                 first_partial[0] if first_partial else None, final[0].alternatives if final else ())
 
 
-def answer(shop: ShopConfig, text: str) -> tuple[str, list[str]]:
+def answer(shop: ShopConfig, text: str, alternatives: tuple[str, ...] = ()) -> tuple[str, list[str]]:
     """The offline answerer's reply to one caller turn: (spoken text, names of tools it called)."""
     a = offline_answerer(shop, now=lambda: NOW).answer(
-        [Message("assistant", shop.profile.greeting or "hello"), Message("user", text)], TOOLS)
+        [Message("assistant", shop.profile.greeting or "hello"), Message("user", text, alternatives=alternatives)],
+        TOOLS)
     return a.text, [c.name for c in a.calls]
 
 

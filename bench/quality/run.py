@@ -29,6 +29,7 @@ import dataset
 import recognize as rc
 
 from storeagent.agent.ports import STT
+from storeagent.agent.providers import vosk_stt
 from storeagent.shop import ShopConfig
 
 CONDITIONS = ("clean", "noisy")  # noisy: street or babble noise at 12 dB SNR, alternating
@@ -75,7 +76,7 @@ def _work(job: tuple[str, dataset.Utterance, str, str, bytes]) -> Row:
     if stt is None:
         stt = _RECS[(name, u.shop)] = rc.make_recognizer(name, shop)
     heard = asyncio.run(rc.recognize(stt, pcm, u.language))
-    text, tools = rc.answer(shop, heard.text)
+    text, tools = rc.answer(shop, heard.text, heard.alternatives)
     edits, words = rc.wer(u.text, heard.text, u.language)
     return Row(u.id, name, u.split, u.language, u.intent, cond, voice, u.text, heard.text,
                text or ",".join(tools), rc.correct(u.expect, text, tools), edits, words, heard.final_latency,
@@ -96,8 +97,9 @@ def build_jobs(utts: list[dataset.Utterance], recognizers: list[str], conditions
             phone = audio.phone(pcm, noise_kind=kind, seed=n, babble=babble)
             for name in recognizers:
                 korean = u.language.startswith("ko")
-                if (name.startswith("pocketsphinx") and korean) or (name.startswith("vosk") and not korean):
-                    continue  # pocketsphinx is English-only; the packaged vosk model is Korean
+                if (name.startswith("pocketsphinx") and korean) or \
+                        (name.startswith("vosk") and not vosk_stt.available(u.language)):
+                    continue  # pocketsphinx is English-only; vosk needs a model for the language
                 jobs.append((name, u, cond, v.name, phone))
     return jobs
 
@@ -148,8 +150,9 @@ def print_table(summary: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--recognizers", default="pocketsphinx+shop,whisper,whisper+shop,vosk",
-                   help="comma list: pocketsphinx, pocketsphinx+shop (shop vocabulary bias), vosk (Korean), "
-                        "whisper[+shop][-beam5][-ctx30][-interim] (the offline default; see recognize.py)")
+                   help="comma list: pocketsphinx, pocketsphinx+shop (shop vocabulary bias), vosk (Korean; "
+                        "English too with STOREAGENT_VOSK_MODEL_EN set to a model directory), "
+                        "whisper[+shop][-greedy|-top1][-ctx30][-interim] (the offline default; see recognize.py)")
     p.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--limit", type=int, default=0, help="every n-th utterance only (smoke runs)")

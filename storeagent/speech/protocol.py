@@ -26,6 +26,7 @@ MAX_PHRASE_CHARS = 200
 MAX_VOCABULARY = 500  # the shop's own names (its name, items, street): Whisper's prompt
 MAX_WORD_CHARS = 100
 MAX_TEXT_CHARS = 2000  # one TTS clause; the agent sends clauses of a sentence or two
+MAX_ALTERNATIVES = 8  # a final's other readings the agent keeps (Whisper sends its beam's next 4)
 MAX_CONTROL_BYTES = 256 * 1024  # a start frame with every phrase fits comfortably
 MAX_AUDIO_BYTES = 16000 * 2  # one binary frame: 1 s at 16 kHz; the agent sends 100 ms
 # Close codes (RFC 6455 section 7.4): 1013 "Try Again Later" when saturated, 1008 policy violation for bad input.

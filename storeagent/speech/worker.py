@@ -103,8 +103,11 @@ class SttSession:
     async def _events(self, stream: STTStream) -> None:
         async for ev in stream.events():
             if isinstance(ev, Transcript):
-                self.out.control(self.sid, {"type": "transcript", "text": ev.text, "final": ev.is_final,
-                                            "confidence": ev.confidence})
+                msg: dict[str, object] = {"type": "transcript", "text": ev.text, "final": ev.is_final,
+                                          "confidence": ev.confidence}
+                if ev.alternatives:
+                    msg["alternatives"] = list(ev.alternatives)
+                self.out.control(self.sid, msg)
                 if ev.is_final and self.audio:
                     self.out.observe("rtf", "stt", self.busy / self.fmt.seconds(self.audio))
                     self.busy, self.audio = 0.0, 0

@@ -56,13 +56,13 @@ async def test_hears_an_everyday_question_at_8khz_and_keeps_the_port_contract(st
     pcm = await _speech("Hi, how early can I come in on Saturday?")
     threads: list[str] = []
     decoder = stt.decoder()
-    real = decoder.decode
+    real = decoder.decode_nbest
 
-    def spy(*args: Any) -> str:
+    def spy(*args: Any) -> list[str]:
         threads.append(threading.current_thread().name)
         return real(*args)
 
-    decoder.decode = spy  # type: ignore[method-assign]
+    decoder.decode_nbest = spy  # type: ignore[method-assign]
     stream = await stt.open(NB, "en-US")
     got: list[Transcript] = []
     reader = asyncio.create_task(_collect(stream, got, finals=2))
@@ -83,10 +83,15 @@ async def test_hears_an_everyday_question_at_8khz_and_keeps_the_port_contract(st
     took = time.monotonic() - t0
     tick.cancel()
     await stream.aclose()
-    del decoder.decode
+    del decoder.decode_nbest
     finals = [t.text for t in got if t.is_final]
     assert len(finals) == 2 and finals[1] == ""
     assert "saturday" in finals[0].lower(), finals
+    # the beam's other readings ride on the final, distinct from it and from each other; the empty turn has none
+    alts = [t.alternatives for t in got if t.is_final]
+    assert alts[0] and alts[1] == () and all(isinstance(a, str) and a for a in alts[0]), alts
+    folded = [" ".join(a.lower().split()) for a in (finals[0], *alts[0])]
+    assert len(set(folded)) == len(folded), folded
     assert any(not t.is_final for t in got), "interim_s asks for partials as the turn grows"
     assert ticks >= took / 0.01 * 0.3, "the decode ran on the event loop"
     assert threads and all(t.startswith("whisper") for t in threads), threads  # the provider's own pool
