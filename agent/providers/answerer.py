@@ -25,6 +25,7 @@ NOT_HEARD = "Sorry, I didn't catch that. Could you say it again?"
 MESSAGE_PROMPT = ("Sure, I can take a message for the owner. Please tell me your name, your phone number, "
                   "and your message.")
 NUMBER_RETRY = "Sorry, I didn't catch a phone number. Please say your name, number and message once more."
+WHICH_ITEM = "Which item would you like the price of?"
 
 _MESSAGE = {"message", "voicemail"}
 _PEOPLE = {"person", "human", "someone", "somebody", "staff", "manager", "owner", "representative", "operator",
@@ -86,14 +87,9 @@ class ShopAnswerer:
         prev = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
         if prev in (MESSAGE_PROMPT, NUMBER_RETRY):
             return self._message_details(text, said, tools, retried=prev == NUMBER_RETRY, n=len(messages))
-        best = self._intent(text, said, tools, len(messages))
-        if best.text not in (UNKNOWN, NOT_HEARD):
-            return best
-        # The recognizer's other readings (Whisper's n-best): the first one that makes sense is what was said.
-        for other in users[-1].alternatives:
-            if (w := k.words(other)) and (a := self._intent(other, w, tools, len(messages))).text != UNKNOWN:
-                return a
-        return best
+        return pick_reading(self._intent(text, said, tools, len(messages)), users[-1].alternatives,
+                            lambda other: self._intent(other, k.words(other), tools, len(messages)),
+                            unsure=(UNKNOWN, NOT_HEARD), vague=(WHICH_ITEM,))
 
     def _intent(self, text: str, said: list[str], tools: set[str], n: int) -> Answer:
         p, w, s = self.profile, set(said), " ".join(said)
@@ -125,7 +121,7 @@ class ShopAnswerer:
         if faq is not None:
             return Answer(faq.answer)
         if "how much" in s or "price" in w:
-            return Answer("Which item would you like the price of?")
+            return Answer(WHICH_ITEM)
         if w & _THANKS:
             return Answer("You're welcome. Is there anything else I can help you with?")
         if w & _HELLO:
@@ -213,6 +209,25 @@ class ShopAnswerer:
         if names.get(result.tool_call_id or "") == "end_call" or not result.content:
             return Answer("")  # the goodbye was said before hanging up
         return Answer(result.content)
+
+
+def pick_reading(best: Answer, alternatives: Sequence[str], answer: Callable[[str], Answer], *,
+                 unsure: tuple[str, ...], vague: tuple[str, ...]) -> Answer:
+    """The answer to the recognizer's best reading unless it is unsure (makes no sense of it) or vague (asks back
+    what a specific answer would state): then the first other reading (Whisper's n-best) that gets a specific
+    answer, else the first that gets any answer, else the best one's."""
+    if best.text not in unsure + vague or not alternatives:
+        return best
+    fallback = best if best.text not in unsure else None
+    for other in alternatives:
+        if not other.strip():
+            continue
+        a = answer(other)
+        if a.text not in unsure + vague:
+            return a
+        if fallback is None and a.text not in unsure:
+            fallback = a
+    return fallback or best
 
 
 def _call(n: int, name: str, args: dict[str, str]) -> ToolCall:

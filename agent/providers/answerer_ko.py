@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from storeagent.agent.ports import Message
-from storeagent.agent.providers.answerer import Answer, ShopAnswerer, _call
+from storeagent.agent.providers.answerer import Answer, ShopAnswerer, _call, pick_reading
 from storeagent.agent.store import knowledge as k
 from storeagent.agent.store import ko_text as t
 from storeagent.agent.store.wording import KO_WEEKDAYS, KoreanWording, format_price_ko
@@ -27,6 +27,7 @@ UNKNOWN = "죄송합니다, 그건 제가 확인해 드리기 어렵습니다. �
 NOT_HEARD = "죄송합니다, 잘 못 들었습니다. 다시 한 번 말씀해 주시겠어요?"
 MESSAGE_PROMPT = "네, 사장님께 메시지를 남겨 드리겠습니다. 성함과 전화번호, 남기실 말씀을 말씀해 주세요."
 NUMBER_RETRY = "죄송합니다, 전화번호를 못 들었습니다. 성함과 전화번호, 남기실 말씀을 한 번 더 말씀해 주세요."
+WHICH_ITEM = "어떤 메뉴의 가격을 알려 드릴까요?"
 
 # Stems, matched in the caller's text with every space removed (ko_text.compact).
 STEMS: dict[str, tuple[str, ...]] = {
@@ -75,13 +76,9 @@ class KoreanAnswerer(ShopAnswerer):
         prev = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
         if prev in (MESSAGE_PROMPT, NUMBER_RETRY):
             return self._ko_message(text, tools, retried=prev == NUMBER_RETRY, n=len(messages))
-        best = self._ko_intent(said, tools, len(messages))
-        if best.text not in (UNKNOWN, NOT_HEARD):
-            return best
-        for other in users[-1].alternatives:  # the recognizer's other readings: the first that makes sense
-            if (s := t.compact(other)) and (a := self._ko_intent(s, tools, len(messages))).text != UNKNOWN:
-                return a
-        return best
+        return pick_reading(self._ko_intent(said, tools, len(messages)), users[-1].alternatives,
+                            lambda other: self._ko_intent(t.compact(other), tools, len(messages)),
+                            unsure=(UNKNOWN, NOT_HEARD), vague=(WHICH_ITEM,))
 
     def _ko_intent(self, s: str, tools: set[str], n: int) -> Answer:
         p = self.profile
@@ -111,7 +108,7 @@ class KoreanAnswerer(ShopAnswerer):
         if item is not None:
             return Answer(self.wording.item(p, item))
         if t.has_any(s, STEMS["price"]):
-            return Answer("어떤 메뉴의 가격을 알려 드릴까요?")
+            return Answer(WHICH_ITEM)
         if t.has_any(s, STEMS["thanks"]):
             return Answer("천만에요. 더 궁금하신 점 있으세요?")
         if t.has_any(s, STEMS["hello"]):

@@ -48,6 +48,14 @@ def test_the_first_reading_that_makes_sense_is_answered_and_the_best_one_wins_wh
     assert _en("mug get", ["muggy", "mud gets"]) == answerer.UNKNOWN
 
 
+def test_a_question_back_yields_to_a_reading_that_gets_the_fact_and_stays_when_none_does() -> None:
+    assert _en("how much is the big get") == answerer.WHICH_ITEM
+    assert "$4.00" in _en("how much is the big get", ["how much is the bag it", "how much is the baguette"])
+    assert _en("how much is the big get", ["how much is the bag it", "mug get"]) == answerer.WHICH_ITEM
+    # an unsure best reading takes a question back from another reading over the honest "not sure"
+    assert _en("mug get", ["how much is the big get"]) == answerer.WHICH_ITEM
+
+
 def test_alternatives_do_not_touch_a_message_being_taken() -> None:
     history = [Message("assistant", answerer.MESSAGE_PROMPT)]
     out = _en("this is dana five five five one two three four", ["what time do you open on saturday"], history)
