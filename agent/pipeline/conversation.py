@@ -23,6 +23,7 @@ from storeagent.agent.pipeline.bargein import BargeIn
 from storeagent.agent.pipeline.endturn import EndTurn, EndTurnConfig, TurnModel, asks_for_digits
 from storeagent.agent.pipeline.history import AgentUtterance, History, TranscriptLine
 from storeagent.agent.pipeline.interruption import InterruptionConfig
+from storeagent.agent.pipeline.loop_events import Dtmf, Event, Handoff, Hangup, TimeUp, UserTurn, Wake
 from storeagent.agent.pipeline.outcome import ConversationOutcome as ConversationOutcome  # re-exported (wiring,
 from storeagent.agent.pipeline.outcome import TransferAttempt as TransferAttempt  # demo, benchmarks import
 from storeagent.agent.pipeline.outcome import TurnLatency as TurnLatency  # them from here)
@@ -77,45 +78,6 @@ class ConversationConfig:
     digits_end_of_turn_ms: int = 1500  # the silence timer after the agent asked for a phone number (endturn.py)
 
 
-# --- events served by the main loop
-@dataclass(frozen=True, slots=True)
-class _UserTurn:
-    text: str
-    end: TurnEnd
-    final_at: float
-    alternatives: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Dtmf:
-    digit: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Hangup:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _TimeUp:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _Handoff:
-    """A stage failed beyond its fallbacks: give the call to the shop's dialplan fallback."""
-
-    reason: str
-    spoken: bool = False  # the voice still works: say the hand-off line first
-
-
-@dataclass(frozen=True, slots=True)
-class _Wake:
-    """A reply finished: run the actions it asked for."""
-
-
-_Event = _UserTurn | _Dtmf | _Hangup | _TimeUp | _Wake | _Handoff
-
 TransferFn = Callable[[str], Awaitable[TransferResult]]
 HangupFn = Callable[[], Awaitable[None]]
 
@@ -133,7 +95,7 @@ class Conversation:
         self._stt_feed = SttFeed(stt, max_backlog_bytes=10 * 2 * link.fmt.sample_rate)
         self.history = History(system_prompt)
         self.result = ConversationOutcome()
-        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._heard = SttTurns()  # finals wait there for the turn they belong to (stt_turns.py)
         self._endturn = EndTurn(turn_model, link.fmt.sample_rate, cfg.endturn) if turn_model is not None else None
         self._expect_digits = False  # the agent's last words asked for a phone number
@@ -199,10 +161,10 @@ class Conversation:
         self._uplink_task = asyncio.create_task(self._uplink(link), name="uplink")
 
     def post_dtmf(self, digit: str) -> None:
-        self._events.put_nowait(_Dtmf(digit))
+        self._events.put_nowait(Dtmf(digit))
 
     def post_hangup(self, reason: str) -> None:
-        self._events.put_nowait(_Hangup(reason))
+        self._events.put_nowait(Hangup(reason))
 
     async def _serve(self) -> None:
         self._start_reply(prefix=self.cfg.greeting, use_llm=False, record_turn=None)
@@ -222,12 +184,12 @@ class Conversation:
                     return
                 self._start_reply(prefix=self.cfg.phrases.reprompt, use_llm=False, record_turn=None)
                 continue
-            if isinstance(ev, _Hangup):
+            if isinstance(ev, Hangup):
                 if self.result.outcome == "answered" and not self._caller_spoke():
                     self.result.outcome = "abandoned"
                 self.result.reason = ev.reason
                 return
-            if isinstance(ev, _Handoff):
+            if isinstance(ev, Handoff):
                 await self._stop_speaking(barge=False)
                 if ev.spoken and self.cfg.phrases.handoff:  # never dead air before the dialplan's fallback
                     self._last_words = True
@@ -237,16 +199,16 @@ class Conversation:
                     await self._wait_playout()
                 self.result.outcome, self.result.reason, self.result.handoff = "failed", ev.reason, True
                 return
-            if isinstance(ev, _TimeUp):
+            if isinstance(ev, TimeUp):
                 await self._say_and_end(self.cfg.phrases.time_limit, self.result.outcome, "max call duration")
                 return
-            if not isinstance(ev, _Wake):
+            if not isinstance(ev, Wake):
                 reprompts = 0
-            if isinstance(ev, _UserTurn):
+            if isinstance(ev, UserTurn):
                 self.result.transcript.append(TranscriptLine("caller", ev.text, at=ev.end.last_speech_at))
                 self.history.add_user(ev.text, ev.alternatives)
                 self._start_reply(prefix=None, use_llm=True, record_turn=ev)
-            elif isinstance(ev, _Dtmf) and ev.digit == "0":
+            elif isinstance(ev, Dtmf) and ev.digit == "0":
                 await self._keypad_staff()
             if await self._run_actions():
                 return
@@ -278,14 +240,14 @@ class Conversation:
         return any(line.role == "caller" for line in self.result.transcript)
 
     # ------------------------------------------------------------------ replies
-    def _start_reply(self, *, prefix: str | None, use_llm: bool, record_turn: _UserTurn | None) -> None:
+    def _start_reply(self, *, prefix: str | None, use_llm: bool, record_turn: UserTurn | None) -> None:
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
         self._turn_no += 1
         self._reply = asyncio.create_task(self._reply_task(prefix, use_llm, record_turn), name="reply")
 
     async def _reply_task(
-        self, prefix: str | None, use_llm: bool, turn: _UserTurn | None
+        self, prefix: str | None, use_llm: bool, turn: UserTurn | None
     ) -> ReplyResult | None:
         if self._barge.paused:  # a new reply supersedes what a pause held (never left waiting behind it)
             self._barge.release()
@@ -317,7 +279,7 @@ class Conversation:
                 self._record_latency(turn, timing)
         if result is not None:
             self._actions_after_reply.extend(result.actions)
-        self._events.put_nowait(_Wake())
+        self._events.put_nowait(Wake())
         return result
 
     async def _apologize(self, u: AgentUtterance) -> ReplyResult | None:
@@ -328,10 +290,10 @@ class Conversation:
                 prefix_text=self.cfg.phrases.trouble,
             )
         except* ProviderError:  # cannot even apologize: the voice is gone
-            self._events.put_nowait(_Handoff("speech synthesis unavailable"))
+            self._events.put_nowait(Handoff("speech synthesis unavailable"))
         return None
 
-    def _record_latency(self, turn: _UserTurn, t: ReplyTiming) -> None:
+    def _record_latency(self, turn: UserTurn, t: ReplyTiming) -> None:
         lat = TurnLatency(
             stt_final=max(0.0, turn.final_at - turn.end.detected_at),  # 0: heard before the decision
             llm_first_token=(t.llm_first_token - t.started) if t.llm_first_token else None,
@@ -487,7 +449,7 @@ class Conversation:
                     self.metrics.underruns(item.underruns - self._underruns_seen)
                     self._underruns_seen = item.underruns
         if not self._audio_suspended and link is self.link:
-            self._events.put_nowait(_Hangup("audio link closed"))
+            self._events.put_nowait(Hangup("audio link closed"))
 
     def _talking(self) -> bool:
         """The agent speaks or is about to (a reply is being made): a caller's sound may be an interruption."""
@@ -560,7 +522,7 @@ class Conversation:
             self._waiting_since = None
             log.info("no final transcript within %.1fs", self.cfg.stt_final_timeout_s)
             return
-        self._events.put_nowait(_UserTurn(heard.text, end, heard.final_at, heard.alternatives))
+        self._events.put_nowait(UserTurn(heard.text, end, heard.final_at, heard.alternatives))
 
     def _provider_endpoint(self) -> None:
         end = self._heard.provider_endpoint(time.monotonic())
@@ -585,11 +547,11 @@ class Conversation:
             # Every recognizer in the chain failed: without ears the call belongs to a person.
             self.metrics.provider_error(e.provider, e.kind)
             log.warning("speech recognition unavailable: %s", e)
-            self._events.put_nowait(_Handoff("speech recognition unavailable", spoken=True))
+            self._events.put_nowait(Handoff("speech recognition unavailable", spoken=True))
 
     async def _time_limit(self) -> None:
         await asyncio.sleep(self.cfg.max_call_s)
-        self._events.put_nowait(_TimeUp())
+        self._events.put_nowait(TimeUp())
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def wrap() -> None:
