@@ -32,6 +32,9 @@ from storeagent.operator.metrics import OperatorMetrics
 from storeagent.operator.settings import Settings, bridge_template
 from storeagent.operator.shardwriter import ShardWriter
 from storeagent.operator.shopstate import ShopState
+from storeagent.operator.spec_errors import InvalidSpec as InvalidSpec  # re-exported for handlers.py
+from storeagent.operator.spec_errors import RetryLater as RetryLater
+from storeagent.operator.spec_errors import format_error as _format_error
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -41,24 +44,6 @@ DIALPLAN_LABEL = "storeagent.dev/dialplan"
 def _digest(text: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest() if text is not None else ""
 EventPoster = Callable[[Obj, str, str, str], None]  # (object ref, type, reason, message)
-
-
-class InvalidSpec(Exception):
-    """Retrying cannot help until the spec changes."""
-
-
-class RetryLater(Exception):
-    def __init__(self, message: str, delay_s: float) -> None:
-        super().__init__(message)
-        self.delay_s = delay_s
-
-
-def _format_error(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"spec.{loc}: {err['msg']}" if loc else err["msg"])
-    return "; ".join(parts)
 
 
 class Controller:
