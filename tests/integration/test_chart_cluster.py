@@ -40,8 +40,7 @@ def monitoring_crds(control_plane: ControlPlane) -> None:
     for kind in ("podmonitors", "servicemonitors", "prometheusrules"):
         control_plane.kubectl("apply", "--server-side", "--field-manager=chart-test", "-f",
                               str(crd_dir / f"monitoring.coreos.com_{kind}.yaml"))
-        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                              f"crd/{kind}.monitoring.coreos.com")
+        control_plane.wait_established(f"{kind}.monitoring.coreos.com")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)

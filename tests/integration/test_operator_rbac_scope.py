@@ -69,7 +69,7 @@ NEVER = [("get", "secrets"), ("list", "secrets"), ("watch", "secrets"), ("create
 def scoped(control_plane: ControlPlane) -> ControlPlane:
     cp = control_plane
     cp.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=storeagent-tests", "-f", str(CRD_DIR))
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/storeagents.storeagent.dev")
+    cp.wait_established("storeagents.storeagent.dev")
     for ns in [SYSTEM, *LISTED, "rbac-other"]:
         create_namespace(cp, ns)
     cp.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SA, "namespace": SYSTEM}},

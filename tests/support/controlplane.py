@@ -287,6 +287,22 @@ class ControlPlane:
         return subprocess.run([str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
                               input=input, capture_output=True, text=True, check=check)
 
+    def wait_established(self, crd: str, timeout: float = 180.0) -> None:
+        """Polls a CRD until its Established condition is True; fails naming what the API server last said (a
+        plain `kubectl wait` right after the apply once failed at the start of a loaded CI run, saying nothing)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            r = self.kubectl("get", f"crd/{crd}", "-o",
+                             'jsonpath={.status.conditions[?(@.type=="Established")].status}', check=False)
+            if r.returncode == 0 and r.stdout.strip() == "True":
+                return
+            last = (r.stderr or r.stdout).strip() or "no Established condition yet"
+            if r.returncode == 0:
+                last = self.kubectl("get", f"crd/{crd}", "-o", "jsonpath={.status.conditions}", check=False).stdout
+            time.sleep(0.5)
+        raise AssertionError(f"crd/{crd} not Established after {timeout:.0f} s; last: {last[:500]}")
+
     def apply(self, *objs: dict[str, Any]) -> None:
         """Server-side apply as the test admin."""
         self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=storeagent-tests", "-f", "-",

@@ -75,7 +75,7 @@ def install(cp: ControlPlane) -> Path:
     """CRD + namespace + ServiceAccount and the chart's RBAC (cluster-wide mode); returns the SA kubeconfig."""
     cp.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=storeagent-tests", "-f", str(CRD_DIR))
     # 180 s: over 60 s on the loaded 2-core box
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=180s", "crd/storeagents.storeagent.dev")
+    cp.wait_established("storeagents.storeagent.dev")
     cp.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NS}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": OPERATOR_SA, "namespace": SYSTEM_NS}},
