@@ -14,8 +14,8 @@ keep that decode short:
 - a token budget proportional to the audio (a hallucination loop cannot run on).
 Beam search (5) with its n-best: the final transcript is the best hypothesis and carries the next ones as
 `Transcript.alternatives`. The shop's answerer tries them when the best one makes no sense to it: on the
-bench's dev part, 8 kHz, that lifts intent accuracy from 80 % (beam 5, best only; greedy: 76 %) to 86 %, for
-~45 % more decode CPU than greedy and ~80 ms more per final on an idle box (docs/benchmarks.md).
+bench's held-out part, 8 kHz, intent accuracy went from 70.0 % (greedy; beam 5 best only: 76.3 %) to 80.7 %,
+for ~30 % more decode CPU than greedy and ~60 ms more per final on an idle box (docs/benchmarks.md).
 Partials (`interim_s` > 0): every `interim_s` of new audio, if no decode is running, the turn so far is decoded
 in the background and sent as an interim transcript — the interruption judge can use the words, but it never
 needs them (agent/pipeline/interruption.py), so they are off by default: each costs a decode of the turn so far.
