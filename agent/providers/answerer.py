@@ -32,13 +32,18 @@ _PEOPLE = {"person", "human", "someone", "somebody", "staff", "manager", "owner"
            "employee", "people", "anybody", "anyone"}
 _CONNECT = {"talk", "speak", "transfer", "connect", "put", "reach", "get"}
 _BYE = {"bye", "goodbye"}
-_BYE_PHRASES = ("thats all", "that is all", "nothing else", "no thank you", "no thanks", "have a good day")
+_BYE_PHRASES = ("thats all", "that is all", "nothing else", "no thank you", "no thanks", "have a good day",
+                "have a nice day", "thats everything", "that is everything", "thats it", "that will be all")
 _HOURS = {"open", "opening", "opens", "close", "closing", "closes", "closed", "hours", "hour"}
 _NOW = {"now", "currently", "still"}
 _EARLY_LATE = {"early", "earliest", "late", "latest"}  # "how early can I come in on Saturday" asks the hours
+_DAY_ASK = {"time", "what", "when", *_EARLY_LATE}  # with a day: "when are you open on Monday" asks the hours
 _MENU = ("menu", "what do you sell", "what do you have", "what kind", "what else do you", "what do you make",
          "what do you bake")
 _WHERE = {"where", "address", "located", "location", "directions", "direction", "parking", "park"}
+# "please tell the owner I called", "let him know": a message, though the word "message" is not said
+_RELAY = ("tell the owner", "tell the manager", "tell him", "tell her", "tell them", "let the owner know",
+          "let him know", "let her know", "let them know", "pass on", "pass along")
 _THANKS = {"thanks", "thank"}
 _HELLO = {"hello", "hi", "hey", "morning", "afternoon", "evening"}
 _DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -93,26 +98,28 @@ class ShopAnswerer:
 
     def _intent(self, text: str, said: list[str], tools: set[str], n: int) -> Answer:
         p, w, s = self.profile, set(said), " ".join(said)
-        if w & _MESSAGE:
+        if w & _MESSAGE or any(ph in s for ph in _RELAY):
             return Answer(MESSAGE_PROMPT)
         if w & _PEOPLE and (w & _CONNECT or "real person" in s):
             if "transfer_to_staff" in tools:
                 return Answer("", [_call(n, "transfer_to_staff", {"reason": "caller asked for a person"})])
             return Answer("I can't transfer calls right now, but I can take a message for the owner.")
-        if w & _BYE or (len(said) <= 5 and any(ph in s for ph in _BYE_PHRASES)):
+        # a closing phrase ends the call when it is the turn, or the turn ends with it ("great thanks have a nice
+        # day"); inside a longer turn it is not a goodbye ("that is all I need for the cake: how much is it")
+        if w & _BYE or any(ph in s and (len(said) <= 5 or s.endswith(ph)) for ph in _BYE_PHRASES):
             calls = [_call(n, "end_call", {"reason": "caller said goodbye"})] if "end_call" in tools else []
             return Answer(f"Thanks for calling {p.name}. Goodbye!", calls)
         item = k.find_item(p, text, exact_only=True)
-        if item is not None:
-            return Answer(k.describe_item(p, item))
         faq = k.faq_keyword_match(p, text)
+        if item is not None and not (faq is not None and k.faq_about(faq, item, text)):
+            return Answer(k.describe_item(p, item))
         if faq is not None:
             return Answer(faq.answer)
-        if w & _HOURS or (self._day_in(said) is not None and ("time" in w or "what" in w or w & _EARLY_LATE)):
+        if w & _HOURS or (self._day_in(said) is not None and w & _DAY_ASK):
             return Answer(self._hours(said))
         if any(m in s for m in _MENU):
             return Answer(self._menu())
-        if w & _WHERE or "get there" in s or "find you" in s:
+        if w & _WHERE or "get there" in s or "get to you" in s or "find you" in s:
             return Answer(self._where())
         item = k.find_item(p, text)
         if item is not None:

@@ -247,13 +247,46 @@ def find_item(profile: ShopProfile, text: str, *, exact_only: bool = False) -> M
     return None
 
 
+# Everyday words for a few common FAQ topics: a keyword the owner wrote also matches its kin ("my son" asks about
+# children, "bring it to my house" about delivery). Phrases, matched as word runs; from the dev set's misses.
+_KIN: dict[str, tuple[str, ...]] = {
+    "child": ("kid", "son", "daughter", "toddler", "boy", "girl"),
+    "children": ("kid", "son", "daughter", "toddler", "boy", "girl"),
+    "kid": ("child", "children", "son", "daughter", "toddler"),
+    "deliver": ("delivery", "ship", "shipping", "to my house", "to my home", "to my place", "drop it off"),
+    "delivery": ("deliver", "ship", "shipping", "to my house", "to my home", "to my place", "drop it off"),
+    "appointment": ("book", "booking", "reservation", "reserve"),
+    "book": ("appointment", "booking", "reservation", "reserve"),
+    "parking": ("park",),
+    "park": ("parking",),
+}
+
+
+def _keyword_hit(said: list[str], keyword: str) -> bool:
+    k = _norm(keyword)
+    if not k:
+        return False
+    if set(k) <= set(said):
+        return True
+    return len(k) == 1 and any(_contains(said, _norm(kin)) for kin in _KIN.get(k[0], ()))
+
+
 def faq_keyword_match(profile: ShopProfile, text: str) -> FaqEntry | None:
-    """An FAQ entry one of whose keywords the caller said (plural folded)."""
-    said = set(_norm(text))
+    """An FAQ entry one of whose keywords (or a keyword's everyday kin, `_KIN`) the caller said (plural folded)."""
+    said = _norm(text)
     for entry in profile.faq:
-        if any(set(_norm(k)) and set(_norm(k)) <= said for k in entry.keywords):
+        if any(_keyword_hit(said, k) for k in entry.keywords):
             return entry
     return None
+
+
+def faq_about(entry: FaqEntry, item: MenuItem, text: str) -> bool:
+    """The FAQ entry itself speaks of the item the caller named ("Do you cut children's hair?" names the
+    haircut's alias "cut"): then the caller is asking the FAQ, not for the item's price."""
+    faq_words = set(_norm(f"{entry.question} {entry.answer}"))
+    said = _norm(text)
+    return any(_contains(said, n) and set(n) <= faq_words
+               for n in (_norm(x) for x in (item.name, *item.aliases)))
 
 
 def match_faq(profile: ShopProfile, text: str) -> FaqEntry | None:

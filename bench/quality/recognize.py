@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from storeagent.agent.ports import STT, AudioFormat, Message, Transcript
 from storeagent.agent.providers.factory import offline_answerer
 from storeagent.agent.store import knowledge as k
-from storeagent.shop import ShopConfig
+from storeagent.shop import WEEKDAYS, ShopConfig
 
 # A fixed Tuesday with no holiday near it: "on Saturday" means the next Saturday, whose hours are the weekly ones.
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
@@ -58,22 +58,27 @@ def make_recognizer(name: str, shop: ShopConfig) -> STT:
 
 
 def _whisper(name: str, shop: ShopConfig) -> STT:
-    """whisper[+shop][-greedy|-top1][-ctx30][-interim]: the agent's Whisper provider as configured by default
-    (beam 5, its n-best as alternatives); +shop: the shop's names as its prompt; -greedy: beam 1, no alternatives
-    (the default before); -top1: beam 5 without alternatives; -ctx30: the encoder over Whisper's whole 30 s
-    window (faster-whisper's default)."""
+    """whisper[+shop|+days|+words][-greedy|-top1][-ctx30][-interim][-f32]: the agent's Whisper provider as
+    configured by default (beam 5, its n-best as alternatives); +shop: the shop's names as its prompt; +days: and
+    the weekday names; +words: and the weekdays and four intent words (prompt experiments, docs/benchmarks.md);
+    -greedy: beam 1, no alternatives (the default before); -top1: beam 5 without alternatives; -ctx30: the encoder
+    over Whisper's whole 30 s window (faster-whisper's default); -f32: float32 weights instead of int8."""
     from storeagent.agent.providers.whisper_stt import WhisperSTT
 
     parts = name.split("-")
     flags = set(parts[1:])
-    if parts[0] not in ("whisper", "whisper+shop") or not flags <= {"greedy", "top1", "ctx30", "interim"} \
-            or {"greedy", "top1"} <= flags:
+    if parts[0] not in ("whisper", "whisper+shop", "whisper+days", "whisper+words") \
+            or not flags <= {"greedy", "top1", "ctx30", "interim", "f32"} or {"greedy", "top1"} <= flags:
         raise SystemExit(f"--recognizers: unknown recognizer {name!r}")
-    vocab = k.shop_vocabulary(shop.profile) if parts[0] == "whisper+shop" else ()
+    vocab = list(k.shop_vocabulary(shop.profile)) if parts[0] != "whisper" else []
+    if parts[0] in ("whisper+days", "whisper+words"):  # experiment: weekday names (+ intent words) in the prompt
+        vocab += [d.capitalize() for d in WEEKDAYS]
+    if parts[0] == "whisper+words":
+        vocab += ["opening hours", "price", "address", "directions"]
     return WhisperSTT(vocab, beam_size=1 if "greedy" in flags else 5,
                       alternatives=0 if flags & {"greedy", "top1"} else 4,
                       ctx_step_s=30 if "ctx30" in flags else 1.0, interim_s=1.0 if "interim" in flags else 0.0,
-                      workers=1)
+                      compute_type="float32" if "f32" in flags else "int8", workers=1)
 
 
 async def recognize(stt: STT, pcm: bytes, language: str) -> Heard:

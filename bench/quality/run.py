@@ -54,6 +54,7 @@ class Row:
     cpu: float
     audio_s: float
     first_partial_at: float | None
+    alternatives: tuple[str, ...] = ()  # the recognizer's other readings: rows can be re-answered offline
 
 
 _SHOPS: dict[str, ShopConfig] = {}
@@ -80,7 +81,7 @@ def _work(job: tuple[str, dataset.Utterance, str, str, bytes]) -> Row:
     edits, words = rc.wer(u.text, heard.text, u.language)
     return Row(u.id, name, u.split, u.language, u.intent, cond, voice, u.text, heard.text,
                text or ",".join(tools), rc.correct(u.expect, text, tools), edits, words, heard.final_latency,
-               heard.cpu, heard.audio_s, heard.first_partial_at)
+               heard.cpu, heard.audio_s, heard.first_partial_at, heard.alternatives)
 
 
 def build_jobs(utts: list[dataset.Utterance], recognizers: list[str], conditions: list[str]) -> list[Any]:

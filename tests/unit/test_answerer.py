@@ -150,3 +150,47 @@ async def test_message_without_number_asks_once_more(config: ShopConfig) -> None
     assert [c.name for c in calls] == ["take_message"]  # the tool reports the missing number
     result = await ShopTools(config, now=lambda: WED_NOON).call(calls[0].name, calls[0].arguments)
     assert "callback_number" in result.content
+
+
+SHOPS = Path(__file__).resolve().parents[2] / "bench" / "quality" / "shops"
+SALON = shop_config_from_manifest(yaml.safe_load((SHOPS / "bright-cuts-salon.yaml").read_text()))
+HARDWARE = shop_config_from_manifest(yaml.safe_load((SHOPS / "oak-hardware.yaml").read_text()))
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("when are you open on saturday", "On Saturday we're open 8 AM to 4 PM."),  # "when" + a day asks hours
+        ("please tell the owner i called", MESSAGE_PROMPT),  # a message without the word
+        ("can you tell me the price of the croissant", "Yes, we have the croissant. It's $3.25."),  # not a relay
+        ("is any of your bread gluten free", "We bake a gluten-free seeded loaf on Fridays only."),
+        ("can i order a croissant", "Yes, we have the croissant. It's $3.25."),  # the FAQ speaks of no croissant
+    ],
+)
+async def test_everyday_phrasings(config: ShopConfig, question: str, answer: str) -> None:
+    text, calls = await ask(config, question)
+    assert text.startswith(answer) and calls == []
+
+
+@pytest.mark.parametrize("question", ["great thanks have a nice day", "alright that's everything thank you"])
+async def test_a_turn_ending_in_a_closing_phrase_is_a_goodbye(config: ShopConfig, question: str) -> None:
+    assert [c.name for c in (await ask(config, question))[1]] == ["end_call"]
+
+
+async def test_a_closing_phrase_inside_a_longer_turn_is_not_a_goodbye(config: ShopConfig) -> None:
+    text, calls = await ask(config, "thats all i wanted to know about the croissant how much is it")
+    assert calls == [] and "$3.25" in text
+
+
+@pytest.mark.parametrize(
+    ("shop", "question", "answer"),
+    [
+        (SALON, "do you cut children's hair", "Kids under twelve"),  # the FAQ names the haircut's alias "cut"
+        (SALON, "my son is six can he get a haircut there", "Kids under twelve"),  # kin of "children"
+        (SALON, "how much is a haircut", "Yes, we have the haircut. It's $35.00."),
+        (HARDWARE, "would you bring the lumber to my house", "We deliver lumber"),  # kin of "deliver"
+    ],
+)
+async def test_faq_topics_in_everyday_words(shop: ShopConfig, question: str, answer: str) -> None:
+    text, _ = await ask(shop, question)
+    assert text.startswith(answer)

@@ -51,6 +51,12 @@ def test_heldout_and_demo_sentences_are_not_in_any_vocabulary() -> None:
             assert len(name.split()) <= 4 and _norm(name) not in {*held, *demo}, name
 
 
+def test_no_dev_sentence_is_a_heldout_one() -> None:
+    """The dev part is what rules are tuned on: a held-out sentence there would be tuned on too."""
+    held = {_norm(u.text) for u in dataset.english("heldout")}
+    assert not [u.text for u in dataset.english("dev") if _norm(u.text) in held]
+
+
 def test_every_utterance_expects_facts_from_the_manifest() -> None:
     for u in dataset.english():
         assert u.expect, u.id
