@@ -109,9 +109,13 @@ def content_words(text: str) -> list[str]:
     return [w for w in joined.split() if w.strip("-'") and w.strip("-'") not in BACKCHANNELS]
 
 
+_LETTERS = re.compile(r"^\w(?:-\w)*$")  # "m", "m-e-m-t": a recognizer spelling out a hum ("M. A. M. D.", "M&M")
+
+
 def request_words(text: str) -> list[str]:
-    """The content words of `text` that are not function words either: what could carry a request."""
-    return [w for w in content_words(text) if w not in FUNCTION_WORDS]
+    """The content words of `text` that are neither function words nor spelled letters: what could carry a
+    request."""
+    return [w for w in content_words(text) if w not in FUNCTION_WORDS and not _LETTERS.match(w)]
 
 
 def periodicity(pcm: np.ndarray, rate: int) -> float:
@@ -261,11 +265,18 @@ class InterruptionJudge:
         return self._onset_at
 
     def says_something(self, text: str, judged: Judgement | None = None) -> bool:
-        """Second look at the final transcript of a sound judged FALSE (or still open: `judged` None): the same
-        rule as the onset's words (module docstring), on the whole transcript."""
+        """Second look at the final transcript of a sound judged FALSE (or still open: `judged` None): the rule of
+        the onset's words (module docstring), on the whole transcript, except that after a FALSE verdict one
+        word alone is not enough unless it is a cut-in word. The sound was already too short and too unvoiced to
+        be a turn, and what a recognizer makes of a hummed "mm-hmm" is one invented word ("Amanda.", "Emama."):
+        measured in `make bench-quality --calls`, where each of those cleared the agent and got "I'm not sure about
+        that". A caller who did mean one word says it again, and longer."""
         voiced = judged.voiced_ms if judged is not None else self._voiced
         words = request_words(text)
-        return self._words_say_something(len(words), any(w in CUT_IN for w in words), voiced)
+        cut_in = any(w in CUT_IN for w in words)
+        if judged is not None and judged.verdict is Verdict.FALSE and not cut_in and len(words) < 2:
+            return False
+        return self._words_say_something(len(words), cut_in, voiced)
 
     def _decide(self, verdict: Verdict, at: float, reason: str) -> Judgement:
         self._open = False

@@ -26,6 +26,8 @@ MESSAGE_PROMPT = ("Sure, I can take a message for the owner. Please tell me your
                   "and your message.")
 NUMBER_RETRY = "Sorry, I didn't catch a phone number. Please say your name, number and message once more."
 WHICH_ITEM = "Which item would you like the price of?"
+NO_NUMBER = ("Sorry, I still didn't catch a phone number, so I couldn't leave the message. "
+             "What else can I help you with?")
 
 _MESSAGE = {"message", "voicemail"}
 _PEOPLE = {"person", "human", "someone", "somebody", "staff", "manager", "owner", "representative", "operator",
@@ -204,6 +206,12 @@ class ShopAnswerer:
         number = _spoken_number(said)
         if number is None and not retried:
             return Answer(NUMBER_RETRY)
+        if number is None:  # twice without a number: the tool would refuse it (and its refusal is for a model)
+            w = set(said)
+            if w & _BYE or any(ph in " ".join(said) for ph in _BYE_PHRASES):
+                calls = [_call(n, "end_call", {"reason": "caller said goodbye"})] if "end_call" in tools else []
+                return Answer(f"Thanks for calling {self.profile.name}. Goodbye!", calls)
+            return Answer(NO_NUMBER)
         if "take_message" not in tools:
             return Answer("Sorry, I can't take messages right now. Please call back during opening hours.")
         args = {"caller_name": _spoken_name(said) or "unknown caller", "callback_number": number or "",

@@ -121,7 +121,9 @@ async def one_call(shop: ShopConfig, questions: list[dataset.Utterance], stats: 
                     rec = call.audio.record if call.audio else None
                     clears_before = len(rec.clears) if rec else 0
                     at = await call.say(probe)
-                    windows.append((at, at + 0.4))
+                    # its turn's line is stamped when it is answered: sound + end-of-turn wait + decode, < 2 s;
+                    # the next question comes after the answer's end, later than that
+                    windows.append((at, at + 2.0))
                     stats.probes += 1
                     await asyncio.sleep(1.2)
                     if rec and len(rec.clears) > clears_before:

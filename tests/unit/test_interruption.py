@@ -233,9 +233,22 @@ def test_the_second_look_at_a_final_transcript_uses_the_same_rule() -> None:
     assert not judge.says_something("yeah okay", judged(350))
     assert judge.says_something("wait", judged(150))
     assert not judge.says_something("wait", judged(50))  # a cough: no voice behind it
-    assert judge.says_something("sunday", judged(350))
-    assert not judge.says_something("sunday", judged(250))
+    # after a FALSE verdict one word alone is not enough, unless it is a cut-in word: a hummed "mm-hmm" comes
+    # back as one invented word ("Amanda.")
+    assert not judge.says_something("sunday", judged(350))
+    assert not judge.says_something("Amanda.", judged(480))
     assert judge.says_something("what about sunday", judged(150))
+    # spelled letters are no words: what Whisper writes for a hum
+    assert not judge.says_something("M. A. M. D.", judged(480))
+    assert not judge.says_something("M&M.", judged(480))
+    assert not judge.says_something("M-E-M-T-M-T-M-T", judged(480))
+
+
+def test_one_word_still_counts_while_the_judgement_is_open() -> None:
+    judge = InterruptionJudge(RATE)
+    drive(judge, voiced(400), lambda i, at: None)  # 400 ms of voice, not yet ended: still pending
+    assert judge.pending
+    assert judge.says_something("sunday")
 
 
 def test_a_late_interim_of_the_sentence_before_the_onset_does_not_count() -> None:
