@@ -142,6 +142,7 @@ class FallbackTTSSession:
         self._owner, self._fmt, self._language = owner, fmt, language
         self._index = 0
         self._session: TTSSession | None = None
+        self._returned = False  # went back to the first provider after a fallback (once a call: end_answer)
 
     @property
     def active(self) -> str:
@@ -207,10 +208,21 @@ class FallbackTTSSession:
             await self._drop_current()
 
     async def end_answer(self) -> None:
-        """The reply is complete: a provider with a per-answer stream ends it (ElevenLabs)."""
+        """The reply is complete: a provider with a per-answer stream ends it (ElevenLabs). A call that fell back
+        goes back to the first provider for its next answer, once: within one answer the voice stays the same, but
+        one timeout in a CPU burst (all of a box's first answers at once) must not leave the call on the
+        in-process voice for good, adding its synthesis to the same cores. Once only, because a provider whose
+        `open` succeeds but whose audio never comes would cost every answer a first-audio timeout (a good `open`
+        resets its breaker's count); a provider that cannot open is skipped by its breaker."""
         end = getattr(self._session, "end_answer", None)
         if end is not None:
             await aclose_quietly(end)
+        if self._index > 0 and not self._returned:
+            self._returned = True
+            if self._session is not None:
+                await aclose_quietly(self._session.aclose)
+                self._session = None
+            self._index = 0
 
     async def aclose(self) -> None:
         if self._session is not None:

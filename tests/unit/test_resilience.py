@@ -200,6 +200,32 @@ async def test_tts_open_failure_and_slow_first_audio_fall_back() -> None:
     assert rec2.errors == [("elevenlabs", "timeout")] and rec2.fallbacks == ["tts"]
 
 
+async def test_tts_returns_to_the_first_provider_at_the_next_answer() -> None:
+    rec = Recorder()
+    flaky, backup = FakeTTS("speech", stall=5.0), FakeTTS("piper")
+    tts = FallbackTTS([flaky, backup], chain("tts", rec))
+    session = await tts.open(FMT, "en-US")
+    assert b"".join([c async for c in session.synthesize("one.")]) == b"piper" * 3  # first audio timed out
+    assert b"".join([c async for c in session.synthesize("two.")]) == b"piper" * 3  # same voice in one answer
+    await session.end_answer()
+    flaky.stall = 0.0  # the burst is over
+    assert b"".join([c async for c in session.synthesize("three.")]) == b"speech" * 3
+    assert flaky.said == ["one.", "three."] and backup.said == ["one.", "two."]
+    await session.aclose()
+
+
+async def test_tts_goes_back_to_a_failing_first_provider_once_a_call() -> None:
+    rec = Recorder()
+    down, backup = FakeTTS("speech", stall=5.0), FakeTTS("piper")
+    tts = FallbackTTS([down, backup], chain("tts", rec))
+    session = await tts.open(FMT, "en-US")
+    for n in range(6):
+        assert b"".join([c async for c in session.synthesize(f"answer {n}.")]) == b"piper" * 3
+        await session.end_answer()
+    assert down.said == ["answer 0.", "answer 1."]  # one more try after the first timeout, then no more waits
+    await session.aclose()
+
+
 async def test_tts_mid_clause_failure_repeats_the_clause_on_the_fallback() -> None:
     rec = Recorder()
     backup = FakeTTS("espeak")
