@@ -499,7 +499,7 @@ class Conversation:
         if not self._heard.covered(end):
             await self._stt_feed.finalize()
         if end.speech_ms < self.cfg.min_turn_ms:
-            self._barge.forget(seq)
+            await self._barge.forget(seq)
             return
         await self._answer(await self._heard.collect(end, self.cfg.stt_final_timeout_s), end, seq)
 
@@ -509,12 +509,12 @@ class Conversation:
         Sunday") stop the resumed playout and are answered."""
         look = self._barge.second_look(seq, heard.text) if heard is not None else None
         if heard is None:
-            self._barge.forget(seq)
+            await self._barge.forget(seq)
         if look is not None and look.drop:
             self._waiting_since = None
             return
         if look is not None:
-            await self._stop_speaking(barge=True, onset_at=look.stop_onset_at)
+            await self._stop_speaking(barge=True, onset_at=look.stop_onset_at, stopped_at=look.stopped_at)
         self._user_turn(heard, end)
 
     def _user_turn(self, heard: HeardTurn | None, end: TurnEnd) -> None:

@@ -104,15 +104,28 @@ async def test_a_caller_who_goes_on_talking_is_a_barge_in_timed_from_the_pause()
     link = MemoryLink()
     conv, llm, task = await start(link, ("what time do you open on sunday",))
     await link.caller_speaks(voiced(1000))
-    assert link.pauses and link.clears and not link.resumes
-    assert link.pauses[0] < link.clears[0]
+    assert link.pauses and not link.clears and not link.resumes  # voice alone: paused until the words come
     played_at_pause = len(link.played)
     await quiet(link, 1500)
+    assert link.clears and not link.resumes and link.pauses[0] < link.clears[0]
     out = await finish(conv, link, task)
     assert out.barge_ins == 1 and out.false_interruptions == 0 and len(llm.requests) == 1
     greeting = next(x for x in out.transcript if x.role == "agent")
     assert greeting.heard and greeting.heard != greeting.text  # cut off where the pause stopped it
     assert played_at_pause < len(link.sent_audio())
+
+
+async def test_a_long_voiced_backchannel_is_resumed_once_its_words_say_nothing() -> None:
+    """600 ms of voice makes the judge say real, but a drawn-out "mm-hmm" has that much: the pause holds until
+    the turn's words, and "Mm-hmm." (or letters: "M&M.") resumes the agent where it stopped, with no reply."""
+    for words in ("Mm-hmm.", "M&M."):
+        link = MemoryLink()
+        conv, llm, task = await start(link, (words,))
+        await link.caller_speaks(voiced(800))
+        await quiet(link, 1500)
+        assert len(link.pauses) == 1 and len(link.resumes) == 1 and not link.clears, words
+        out = await finish(conv, link, task)
+        assert out.barge_ins == 0 and out.false_interruptions == 1 and llm.requests == [], words
 
 
 async def test_without_pause_on_onset_the_old_barge_in_clears_after_speech_start() -> None:
