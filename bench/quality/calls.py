@@ -117,7 +117,10 @@ async def one_call(shop: ShopConfig, questions: list[dataset.Utterance], stats: 
                 if await call.wait_agent_speaking(timeout=15):
                     stats.answered += 1
                     await asyncio.sleep(0.6)
-                    probe = cough(seed + n) if n % 4 == 1 else _phone(BACKCHANNELS[n % len(BACKCHANNELS)], n)
+                    # coughs at n = 1, 5; backchannels at n = 3, 7, each call two others: all four over the calls
+                    # (indexing by n alone played only "mm-hmm")
+                    bc = BACKCHANNELS[(n // 4 + seed // 100) % len(BACKCHANNELS)]
+                    probe = cough(seed + n) if n % 4 == 1 else _phone(bc, n)
                     rec = call.audio.record if call.audio else None
                     clears_before = len(rec.clears) if rec else 0
                     at = await call.say(probe)

@@ -119,7 +119,9 @@ LONG = " ".join(f"Sentence number {i} of a long answer about our many fine bread
 
 async def test_call_through_the_real_agent(harness: Path, tmp_path: Path) -> None:
     providers = ProviderSet(
-        stt=ScriptedSTT(("tell me about bread", "thanks"), final_delay=0.01),  # type: ignore[arg-type]
+        # the barge-in's words ask something: voice alone keeps the pause until they come, then clears (a
+        # backchannel there, "thanks", would resume instead: bargein.py)
+        stt=ScriptedSTT(("tell me about bread", "wait what about sunday"), final_delay=0.01),  # type: ignore[arg-type]
         llm=ScriptedLLM(LONG, first_token_delay=0.01),  # type: ignore[arg-type]
         tts=ScriptedTTS(first_audio_delay=0.01, seconds_per_char=0.02),
     )
