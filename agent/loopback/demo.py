@@ -127,7 +127,10 @@ async def run_demo(manifest: Path, wav: Path, rate: int, providers_mode: str) ->
                 index = call.say_nowait(audio[i + 1])
                 rec = call.audio.record if call.audio else None
                 clears = len(rec.clears) if rec else 0
-                for _ in range(150):  # the pause comes at the onset, the clear once the caller clearly goes on
+                # the pause comes at the onset; the clear once the caller's words come (voice alone waits for
+                # them), so within the question's length plus its end of turn and decode
+                ticks = int((len(audio[i + 1]) / (2 * rate) + 3.0) / 0.02)
+                for _ in range(ticks):
                     if rec is None or len(rec.clears) > clears:
                         break
                     await asyncio.sleep(0.02)
