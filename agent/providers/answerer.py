@@ -106,11 +106,8 @@ class ShopAnswerer:
             if "transfer_to_staff" in tools:
                 return Answer("", [_call(n, "transfer_to_staff", {"reason": "caller asked for a person"})])
             return Answer("I can't transfer calls right now, but I can take a message for the owner.")
-        # a closing phrase ends the call when it is the turn, or the turn ends with it ("great thanks have a nice
-        # day"); inside a longer turn it is not a goodbye ("that is all I need for the cake: how much is it")
-        if w & _BYE or any(ph in s and (len(said) <= 5 or s.endswith(ph)) for ph in _BYE_PHRASES):
-            calls = [_call(n, "end_call", {"reason": "caller said goodbye"})] if "end_call" in tools else []
-            return Answer(f"Thanks for calling {p.name}. Goodbye!", calls)
+        if _is_goodbye(said):
+            return self._goodbye(tools, n)
         item = k.find_item(p, text, exact_only=True)
         faq = k.faq_keyword_match(p, text)
         if item is not None and not (faq is not None and k.faq_about(faq, item, text)):
@@ -207,16 +204,16 @@ class ShopAnswerer:
         if number is None and not retried:
             return Answer(NUMBER_RETRY)
         if number is None:  # twice without a number: the tool would refuse it (and its refusal is for a model)
-            w = set(said)
-            if w & _BYE or any(ph in " ".join(said) for ph in _BYE_PHRASES):
-                calls = [_call(n, "end_call", {"reason": "caller said goodbye"})] if "end_call" in tools else []
-                return Answer(f"Thanks for calling {self.profile.name}. Goodbye!", calls)
-            return Answer(NO_NUMBER)
+            return self._goodbye(tools, n) if _is_goodbye(said) else Answer(NO_NUMBER)
         if "take_message" not in tools:
             return Answer("Sorry, I can't take messages right now. Please call back during opening hours.")
         args = {"caller_name": _spoken_name(said) or "unknown caller", "callback_number": number or "",
                 "message": text.strip()}
         return Answer("", [_call(n, "take_message", args)])
+
+    def _goodbye(self, tools: set[str], n: int) -> Answer:
+        calls = [_call(n, "end_call", {"reason": "caller said goodbye"})] if "end_call" in tools else []
+        return Answer(f"Thanks for calling {self.profile.name}. Goodbye!", calls)
 
     def _after_tool(self, messages: Sequence[Message]) -> Answer:
         result = messages[-1]
@@ -243,6 +240,13 @@ def pick_reading(best: Answer, alternatives: Sequence[str], answer: Callable[[st
         if fallback is None and a.text not in unsure:
             fallback = a
     return fallback or best
+
+
+def _is_goodbye(said: list[str]) -> bool:
+    """"bye", or a closing phrase that is the turn or ends it ("great thanks have a nice day"); inside a longer
+    turn a closing phrase is not a goodbye ("that is all I need for the cake: how much is it")."""
+    s = " ".join(said)
+    return bool(set(said) & _BYE) or any(ph in s and (len(said) <= 5 or s.endswith(ph)) for ph in _BYE_PHRASES)
 
 
 def _call(n: int, name: str, args: dict[str, str]) -> ToolCall:

@@ -249,17 +249,13 @@ def find_item(profile: ShopProfile, text: str, *, exact_only: bool = False) -> M
 
 # Everyday words for a few common FAQ topics: a keyword the owner wrote also matches its kin ("my son" asks about
 # children, "bring it to my house" about delivery). Phrases, matched as word runs; from the dev set's misses.
-_KIN: dict[str, tuple[str, ...]] = {
-    "child": ("kid", "son", "daughter", "toddler", "boy", "girl"),
-    "children": ("kid", "son", "daughter", "toddler", "boy", "girl"),
-    "kid": ("child", "children", "son", "daughter", "toddler"),
-    "deliver": ("delivery", "ship", "shipping", "to my house", "to my home", "to my place", "drop it off"),
-    "delivery": ("deliver", "ship", "shipping", "to my house", "to my home", "to my place", "drop it off"),
-    "appointment": ("book", "booking", "reservation", "reserve"),
-    "book": ("appointment", "booking", "reservation", "reserve"),
-    "parking": ("park",),
-    "park": ("parking",),
-}
+_KIN: tuple[frozenset[str], ...] = (  # a keyword in a group also matches the group's other words
+    frozenset({"child", "children", "kid", "son", "daughter", "toddler", "boy", "girl"}),
+    frozenset({"deliver", "delivery", "ship", "shipping", "to my house", "to my home", "to my place",
+               "drop it off"}),
+    frozenset({"appointment", "book", "booking", "reservation", "reserve"}),
+    frozenset({"parking", "park"}),
+)
 
 
 def _keyword_hit(said: list[str], keyword: str) -> bool:
@@ -268,7 +264,7 @@ def _keyword_hit(said: list[str], keyword: str) -> bool:
         return False
     if set(k) <= set(said):
         return True
-    return len(k) == 1 and any(_contains(said, _norm(kin)) for kin in _KIN.get(k[0], ()))
+    return len(k) == 1 and any(_contains(said, _norm(kin)) for group in _KIN if k[0] in group for kin in group)
 
 
 def faq_keyword_match(profile: ShopProfile, text: str) -> FaqEntry | None:
